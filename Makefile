@@ -1,0 +1,27 @@
+# Every target creates .venv when it is missing (pip only; torch/torchaudio pins are in pyproject.toml).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run test bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[notebooks,dev]"
+	touch $(STAMP)
+
+run: $(STAMP)  ## the main job on the built-in data
+	$(PY) -m wav2tok_core.demo --out runs/demo
+
+test: $(STAMP)  ## the test suite
+	$(PY) -m pytest -q
+
+bench: $(STAMP)  ## speed benchmarks (print numbers)
+	$(PY) benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) runs

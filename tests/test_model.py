@@ -1,0 +1,100 @@
+"""Model invariants over options: token ranges, collapse, padding, seeding, persistence."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wav2tok_core.audio import AudioError, pad_batch
+from wav2tok_core.clustering import e_step
+from wav2tok_core.config import FeatureConfig, ModelConfig
+from wav2tok_core.model import CheckpointError, Wav2Tok, load_model
+
+CONFIGS = {
+    "lstm-mfcc": ModelConfig(num_tokens=12, emb_dim=32),
+    "lstm-stft": ModelConfig(num_tokens=12, emb_dim=32, features=FeatureConfig(kind="stft")),
+    "transformer-logmel": ModelConfig(num_tokens=12, emb_dim=32, use_transformer=True,
+                                      features=FeatureConfig(kind="logmel")),
+    "lstm-cosine": ModelConfig(num_tokens=7, emb_dim=16, num_layers=1, use_cosine=True),
+}
+
+
+def clips(seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [0.1 * torch.randn(n, generator=g) for n in (4000, 11000, 600, 7000, 9000)]
+
+
+def trained_codebook_model(cfg: ModelConfig, seed: int = 0) -> Wav2Tok:
+    torch.manual_seed(seed)
+    model = Wav2Tok(cfg)
+    e_step(model, clips(seed), seed=seed)
+    return model
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_tokens_in_range_and_collapsed(name: str) -> None:
+    cfg = CONFIGS[name]
+    model = trained_codebook_model(cfg)
+    for string, frames in zip(model.tokenize(clips()), model.frame_tokens(clips())):
+        assert string and all(0 <= t < cfg.num_tokens for t in string)
+        assert all(a != b for a, b in zip(string, string[1:]))
+        assert len(string) <= len(frames)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_padding_a_batch_does_not_change_any_tokens(name: str) -> None:
+    model = trained_codebook_model(CONFIGS[name])
+    batched = model.frame_tokens(clips(), batch_size=5)
+    for clip, expected in zip(clips(), batched):
+        assert torch.equal(model.frame_tokens([clip], batch_size=1)[0], expected)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_same_seed_same_tokens(name: str) -> None:
+    a = trained_codebook_model(CONFIGS[name], seed=3).tokenize(clips())
+    b = trained_codebook_model(CONFIGS[name], seed=3).tokenize(clips())
+    assert a == b
+
+
+def test_forward_returns_named_terms_and_weights_them() -> None:
+    cfg = ModelConfig(num_tokens=8, emb_dim=16, alpha=0.3, beta=0.7)
+    model = trained_codebook_model(cfg).eval()  # no dropout: two forwards must agree
+    c = clips()
+    batch = {"anchor": pad_batch(c), "positive": pad_batch([x.flip(0) for x in c])}
+    out = model(batch)
+    assert {"loss/total", "loss/matching", "loss/ctc_xy", "loss/ctc_yx"} <= set(out)
+    expected = out["loss/matching"] + 0.3 * out["loss/ctc_xy"] + 0.7 * out["loss/ctc_yx"]
+    assert out["loss/total"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert out["loss/ctc_xy"].item() > 0 and out["loss/ctc_yx"].item() > 0
+    batch["negative"] = pad_batch(c[::-1])
+    out = model(batch)
+    assert "loss/triplet" in out
+    assert out["loss/total"].item() == pytest.approx((expected + out["loss/triplet"]).item(), rel=1e-5)
+
+
+def test_save_load_round_trip(tmp_path) -> None:
+    model = trained_codebook_model(CONFIGS["transformer-logmel"])
+    path = model.save(tmp_path / "m.pt")
+    loaded = load_model(path)
+    assert loaded.config == model.config
+    assert loaded.tokenize(clips()) == model.tokenize(clips())
+
+
+def test_corrupt_checkpoint_is_refused_by_name(tmp_path) -> None:
+    path = tmp_path / "bad.pt"
+    path.write_bytes(b"garbage" * 10)
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_model(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_model(tmp_path / "nothing.pt")
+
+
+def test_tokenize_accepts_paths_and_other_sample_rates(tmp_path) -> None:
+    import soundfile as sf
+
+    model = trained_codebook_model(CONFIGS["lstm-mfcc"])
+    wave = clips()[1]
+    sf.write(tmp_path / "a.wav", wave.numpy(), 16000)
+    assert model.tokenize(tmp_path / "a.wav") == model.tokenize(wave.numpy(), sr=16000)
+    assert len(model.tokenize(wave[::2].numpy(), sr=8000)) == 1
+    with pytest.raises(AudioError, match="shorter than one frame"):
+        model.tokenize(torch.zeros(10))

@@ -1,0 +1,1 @@
+"""wav2tok: a learned audio tokenizer for query-by-example search."""

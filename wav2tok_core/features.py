@@ -1,0 +1,105 @@
+"""Batched frame features (STFT magnitude, log-mel, MFCC + deltas) on padded waveforms.
+
+Each item of a padded batch gets exactly the frames it would get alone: the centre padding of the STFT
+reflects each clip at its *own* end, deltas see the clip's last frame repeated rather than the batch's
+zero padding, and normalisation statistics use the clip's own frames only.
+"""
+from __future__ import annotations
+
+import torch
+import torchaudio.functional as AF
+from torch import nn
+
+from .config import FeatureConfig
+
+
+def frame_mask(frame_lengths: torch.Tensor, max_frames: int | None = None) -> torch.Tensor:
+    """``(B,)`` frame counts -> ``(B, T)`` bool mask, True on real frames."""
+    t = int(frame_lengths.max()) if max_frames is None else max_frames
+    return torch.arange(t, device=frame_lengths.device)[None, :] < frame_lengths[:, None]
+
+
+def _reflect_pad(waves: torch.Tensor, lengths: torch.Tensor, pad: int) -> torch.Tensor:
+    """Pad every row by ``pad`` on both sides, reflecting at the row's own boundaries.
+
+    waves: ``(B, N)``; lengths: ``(B,)`` -> ``(B, N + 2 * pad)``. Equals ``torch.stft(center=True)``'s
+    reflect padding applied to each unpadded clip (short clips are clamped instead of failing).
+    """
+    n = waves.shape[1]
+    last = (lengths - 1).clamp(min=0)[:, None]  # (B, 1)
+    idx = (torch.arange(n + 2 * pad, device=waves.device)[None, :] - pad).abs()  # (1, N + 2 pad)
+    idx = torch.where(idx > last, 2 * last - idx, idx)
+    idx = torch.minimum(idx.clamp(min=0), last)  # (B, N + 2 pad)
+    return waves.gather(1, idx)
+
+
+def _repeat_last_frame(x: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+    """x: ``(B, C, T)``; frames past each item's length become copies of its last real frame."""
+    t = x.shape[-1]
+    idx = torch.minimum(torch.arange(t, device=x.device)[None, :], (frame_lengths - 1)[:, None])  # (B, T)
+    return x.gather(2, idx[:, None, :].expand(-1, x.shape[1], -1))
+
+
+def masked_standardize(feats: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Per-item mean/variance normalisation over real frames. feats ``(B, T, F)``, mask ``(B, T)``."""
+    m = mask[..., None].to(feats.dtype)  # (B, T, 1)
+    count = m.sum(dim=1, keepdim=True).clamp(min=1.0)  # (B, 1, 1)
+    mean = (feats * m).sum(dim=1, keepdim=True) / count
+    var = (((feats - mean) * m) ** 2).sum(dim=1, keepdim=True) / count
+    return (feats - mean) / (var + eps).sqrt() * m
+
+
+class FeatureExtractor(nn.Module):
+    """Waveforms -> frame features, on whole padded batches (CPU or GPU)."""
+
+    def __init__(self, config: FeatureConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+        fbank = AF.melscale_fbanks(config.n_fft // 2 + 1, 0.0, config.sr / 2, config.n_mels, config.sr,
+                                   norm="slaney", mel_scale="htk")  # (n_freq, n_mels)
+        self.register_buffer("fbank", fbank, persistent=False)
+        dct = AF.create_dct(config.n_mfcc, config.n_mels, norm="ortho")  # (n_mels, n_mfcc)
+        self.register_buffer("dct", dct, persistent=False)
+
+    @property
+    def dim(self) -> int:
+        """Feature size F."""
+        return self.config.dim
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames per clip for ``(B,)`` sample counts (centred frames: ``1 + N // hop``)."""
+        return 1 + torch.div(lengths, self.config.hop_length, rounding_mode="floor")
+
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compute features.
+
+        Args:
+            waves: ``(B, N)`` zero-padded mono waveforms at ``config.sr``.
+            lengths: ``(B,)`` real sample counts.
+
+        Returns:
+            feats: ``(B, T, F)`` with zeros on padded frames; frame_lengths: ``(B,)``.
+        """
+        cfg = self.config
+        lengths = lengths.to(waves.device)
+        frame_lengths = self.frame_lengths(lengths)
+        t = int(frame_lengths.max())
+        padded = _reflect_pad(waves, lengths, cfg.n_fft // 2)
+        spec = torch.stft(padded, cfg.n_fft, cfg.hop_length, window=self.window, center=False,
+                          return_complex=True)[..., :t].abs()  # (B, n_freq, T)
+        if cfg.kind == "stft":
+            x = torch.log1p(spec) if cfg.log else spec
+        else:
+            x = torch.log(torch.einsum("bft,fm->bmt", spec**2, self.fbank) + 1e-6)  # (B, n_mels, T)
+            if cfg.kind == "mfcc":
+                x = torch.einsum("bmt,mc->bct", x, self.dct)  # (B, n_mfcc, T)
+                if cfg.deltas:
+                    x = _repeat_last_frame(x, frame_lengths)
+                    d1 = _repeat_last_frame(AF.compute_deltas(x), frame_lengths)
+                    x = torch.cat([x, d1, AF.compute_deltas(d1)], dim=1)  # (B, 3 n_mfcc, T)
+        feats = x.transpose(1, 2)  # (B, T, F)
+        mask = frame_mask(frame_lengths, t)
+        if cfg.normalize:
+            return masked_standardize(feats, mask), frame_lengths
+        return feats * mask[..., None], frame_lengths

@@ -1,0 +1,228 @@
+"""The wav2tok model: features -> encoder -> projection -> cosine token classifier over a codebook.
+
+Training (``forward``) takes a batch of paired views and returns a dict of named loss terms; inference
+(``tokenize``, ``frame_tokens``, ``embed``) takes paths or waveforms and returns per-clip results.
+Shapes: B batch, N samples, T frames, E encoder size, D code size (E/2), K tokens, S string length.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .audio import AudioError, load_audio, pad_batch, resample, to_wave
+from .config import ConfigError, ModelConfig, from_dict, to_dict
+from .device import resolve_device
+from .encoders import LSTMEncoder, TransformerEncoder
+from .features import FeatureExtractor, frame_mask
+from .fileio import atomic_write
+from .losses import CosineSimilarity, LearnedSimilarity, ctc_likelihood, matching_loss, prototypes, triplet_loss
+from .tokens import collapse_batch, unpad
+
+CHECKPOINT_FORMAT = "wav2tok-model"
+CHECKPOINT_VERSION = 1
+
+Audio = Union[str, os.PathLike, np.ndarray, torch.Tensor]
+View = tuple[torch.Tensor, torch.Tensor]  # (waves (B, N), lengths (B,))
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be used; the message names the file and the reason."""
+
+
+def _masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values[valid]``, or a zero that keeps the graph when nothing is valid."""
+    if bool(valid.any()):
+        return values[valid].mean()
+    return values.sum() * 0.0
+
+
+class Wav2Tok(nn.Module):
+    """wav2tok tokenizer. Build from a :class:`ModelConfig`; load with :func:`load_model`."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or ModelConfig()
+        self.features = FeatureExtractor(config.features)
+        if config.use_transformer:
+            self.encoder: nn.Module = TransformerEncoder(config.input_dim, config.emb_dim, config.num_layers,
+                                                         config.dropout, config.nhead)
+        else:
+            self.encoder = LSTMEncoder(config.input_dim, config.emb_dim, config.num_layers, config.dropout)
+        self.proj = nn.Linear(config.emb_dim, config.code_dim)
+        # Set by the E-step (k-means), frozen during the M-step: a buffer, not a parameter.
+        self.register_buffer("codebook", F.normalize(torch.randn(config.num_tokens, config.code_dim), dim=-1))
+        self.similarity = CosineSimilarity() if config.use_cosine else LearnedSimilarity(config.code_dim)
+
+    @property
+    def device(self) -> torch.device:
+        return self.codebook.device
+
+    # ----------------------------------------------------------------- core computation
+    def encode(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """waves ``(B, N)``, lengths ``(B,)`` -> unit frame vectors h ``(B, T, D)`` and frame counts ``(B,)``."""
+        feats, frame_lengths = self.features(waves, lengths)  # (B, T, F)
+        z = self.encoder(feats, frame_lengths)  # (B, T, E)
+        h = F.normalize(self.proj(z), dim=-1)  # (B, T, D)
+        return h * frame_mask(frame_lengths, h.shape[1])[..., None], frame_lengths
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Unit frame vectors ``(B, T, D)`` -> token logits cos(h, e_k) / temp ``(B, T, K)``."""
+        return h @ self.codebook.T / self.config.temp
+
+    def set_codebook(self, codebook: torch.Tensor) -> None:
+        """Install K codewords ``(K, D)`` (normalised here)."""
+        expected = tuple(self.codebook.shape)
+        if tuple(codebook.shape) != expected:
+            raise ValueError(f"codebook shape {tuple(codebook.shape)} does not match the model's {expected}")
+        self.codebook.copy_(F.normalize(codebook.to(self.codebook), dim=-1))
+
+    def forward(self, batch: dict[str, View]) -> dict[str, torch.Tensor]:
+        """Loss terms for a batch of paired views.
+
+        Args:
+            batch: ``{"anchor": (waves, lengths), "positive": (...), optionally "negative": (...)}``,
+                waves ``(B, N)`` at ``config.features.sr``.
+
+        Returns:
+            ``{"loss/total", "loss/matching", "loss/ctc_xy", "loss/ctc_yx"[, "loss/triplet"],
+            "stats/compression"}``: scalars; ``loss/total`` carries the gradient.
+        """
+        cfg = self.config
+        h_a, n_a = self.encode(*batch["anchor"])
+        h_p, n_p = self.encode(*batch["positive"])
+        lp_a = self.logits(h_a).log_softmax(dim=-1)  # (B, Ta, K)
+        lp_p = self.logits(h_p).log_softmax(dim=-1)  # (B, Tp, K)
+        tok_a, tok_p = lp_a.detach().argmax(dim=-1), lp_p.detach().argmax(dim=-1)  # (B, T)
+        str_a, len_a = collapse_batch(tok_a, n_a)  # (B, Sa), targets are detached
+        str_p, len_p = collapse_batch(tok_p, n_p)
+        nll_xy, ok_xy = ctc_likelihood(lp_a, n_a, str_p, len_p)  # X -> T~'
+        nll_yx, ok_yx = ctc_likelihood(lp_p, n_p, str_a, len_a)  # X' -> T~
+        mask = torch.cat([frame_mask(n_a, h_a.shape[1]), frame_mask(n_p, h_p.shape[1])], dim=1)
+        protos, present = prototypes(torch.cat([h_a, h_p], dim=1), torch.cat([tok_a, tok_p], dim=1), mask,
+                                     cfg.num_tokens)
+        out = {
+            "loss/matching": matching_loss(protos, present, self.codebook, self.similarity, cfg.temp),
+            "loss/ctc_xy": _masked_mean(nll_xy, ok_xy),
+            "loss/ctc_yx": _masked_mean(nll_yx, ok_yx),
+        }
+        total = out["loss/matching"] + cfg.alpha * out["loss/ctc_xy"] + cfg.beta * out["loss/ctc_yx"]
+        if "negative" in batch:
+            h_n, n_n = self.encode(*batch["negative"])
+            nll_na, ok_na = ctc_likelihood(self.logits(h_n).log_softmax(dim=-1), n_n, str_a, len_a)
+            out["loss/triplet"] = triplet_loss(nll_yx, nll_na, len_a, ok_yx & ok_na, cfg.triplet_margin)
+            total = total + out["loss/triplet"]
+        out["loss/total"] = total
+        out["stats/compression"] = (len_a.float() / n_a.float()).mean().detach()
+        return out
+
+    # ----------------------------------------------------------------- inference
+    def load_clips(self, audio: Audio | Sequence[Audio], sr: int | None = None) -> list[torch.Tensor]:
+        """Paths and/or waveforms -> mono waveforms ``(N_i,)`` at the model's rate.
+
+        Arrays are taken to be at ``sr`` Hz (default: the model's rate). A single path or 1-D array
+        counts as one clip. Raises :class:`AudioError` naming the clip that cannot be used.
+        """
+        if isinstance(audio, (str, os.PathLike)) or (hasattr(audio, "ndim") and audio.ndim == 1):
+            audio = [audio]
+        rate = self.config.features.sr
+        clips = []
+        for i, item in enumerate(audio):
+            if isinstance(item, (str, os.PathLike)):
+                wave, name = load_audio(item, rate), str(item)
+            else:
+                name = f"clip {i}"
+                wave = resample(to_wave(item, name), sr or rate, rate)
+            if wave.numel() < self.config.features.hop_length:
+                raise AudioError(f"{name}: {wave.numel()} samples at {rate} Hz is shorter than one frame "
+                                 f"({self.config.features.hop_length} samples)")
+            clips.append(wave)
+        return clips
+
+    def _batches(self, clips: list[torch.Tensor], batch_size: int) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+        """Length-sorted inference batches: yields (clip indices, h ``(B, T, D)``, frame counts ``(B,)``)."""
+        order = sorted(range(len(clips)), key=lambda i: clips[i].numel())
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(order), batch_size):
+                    idx = order[start : start + batch_size]
+                    waves, lengths = pad_batch([clips[i] for i in idx])
+                    h, frames = self.encode(waves.to(self.device), lengths.to(self.device))
+                    yield idx, h, frames
+        finally:
+            self.train(was_training)
+
+    def _per_clip(self, clips: list[torch.Tensor], batch_size: int, fn) -> list[Any]:
+        out: list[Any] = [None] * len(clips)
+        for idx, h, frames in self._batches(clips, batch_size):
+            for i, value in zip(idx, fn(h, frames)):
+                out[i] = value
+        return out
+
+    def embed(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32) -> list[torch.Tensor]:
+        """Unit frame vectors per clip: list of ``(T_i, D)`` CPU tensors."""
+        return self._per_clip(self.load_clips(audio, sr), batch_size,
+                              lambda h, n: [x[:t].cpu() for x, t in zip(h, n.tolist())])
+
+    def frame_tokens(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32) -> list[torch.Tensor]:
+        """Frame-level token ids per clip (before collapsing): list of ``(T_i,)`` int64 CPU tensors."""
+        return self._per_clip(self.load_clips(audio, sr), batch_size,
+                              lambda h, n: [x[:t].cpu() for x, t in zip(self.logits(h).argmax(-1), n.tolist())])
+
+    def tokenize(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32) -> list[list[int]]:
+        """Token strings (consecutive repeats collapsed) per clip, ids in [0, K)."""
+        return self._per_clip(self.load_clips(audio, sr), batch_size,
+                              lambda h, n: unpad(*collapse_batch(self.logits(h).argmax(-1), n)))
+
+    # ----------------------------------------------------------------- persistence
+    def checkpoint(self) -> dict[str, Any]:
+        """The model as a dict of plain data and tensors (loadable with ``weights_only=True``)."""
+        return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": to_dict(self.config),
+                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model and its resolved config to ``path`` atomically."""
+        with atomic_write(path, "wb") as fh:
+            torch.save(self.checkpoint(), fh)
+        return Path(path)
+
+
+def model_from_checkpoint(ckpt: Any, name: str) -> Wav2Tok:
+    """Rebuild a model from a checkpoint dict (as made by :meth:`Wav2Tok.checkpoint`)."""
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{name}: not a wav2tok model checkpoint")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{name}: checkpoint version {ckpt.get('version')!r}, this code reads "
+                              f"{CHECKPOINT_VERSION}")
+    try:
+        model = Wav2Tok(from_dict(ModelConfig, ckpt["config"], f"{name} config"))
+        model.load_state_dict(ckpt["state_dict"])
+    except (ConfigError, KeyError, RuntimeError) as err:
+        raise CheckpointError(f"{name}: config and weights do not fit ({err})") from None
+    return model
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint file safely (``weights_only=True``: no code runs from the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several unrelated types for corrupt or unsafe files
+        raise CheckpointError(f"{path}: cannot be read as a safe checkpoint ({type(err).__name__}: {err})") from None
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> Wav2Tok:
+    """Load a model saved by :meth:`Wav2Tok.save` (or a training checkpoint holding one), in eval mode."""
+    ckpt = read_checkpoint(path)
+    if isinstance(ckpt, dict) and "model" in ckpt and ckpt.get("format") != CHECKPOINT_FORMAT:
+        ckpt = ckpt["model"]  # a Trainer checkpoint wraps the model checkpoint
+    return model_from_checkpoint(ckpt, str(path)).to(resolve_device(device)).eval()
