@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
+import torchaudio.transforms as T
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 
@@ -28,11 +29,16 @@ def check_wave(wave: torch.Tensor, name: str) -> torch.Tensor:
     return wave
 
 
+@lru_cache(maxsize=256)
+def _resampler(orig_sr: int, sr: int) -> T.Resample:
+    return T.Resample(orig_sr, sr)  # builds its sinc kernel once; reused for every clip at this pair
+
+
 def resample(wave: torch.Tensor, orig_sr: int, sr: int) -> torch.Tensor:
     """Resample ``wave`` ``(..., N)`` from ``orig_sr`` to ``sr`` (band-limited sinc, torchaudio)."""
     if orig_sr == sr:
         return wave
-    return AF.resample(wave, int(orig_sr), int(sr))
+    return _resampler(int(orig_sr), int(sr)).to(wave.device)(wave)
 
 
 def load_audio(path: str | os.PathLike, sr: int) -> torch.Tensor:

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
+from .trainer import Callback
+
 # Above this many frames the E-step uses MiniBatchKMeans (memory and time grow linearly, not per pass).
 MINIBATCH_ABOVE = 200_000
 
@@ -73,3 +75,26 @@ def e_step(model, clips: Sequence[torch.Tensor], seed: int = 0, batch_size: int 
     codebook = fit_codebook(frames, model.config.num_tokens, init=model.codebook, seed=seed)
     model.set_codebook(codebook)
     return codebook
+
+
+class EStep(Callback):
+    """Trainer callback: an E-step every ``every`` optimizer steps, starting at step 0.
+
+    Each E-step clusters a fresh random ``fraction`` of ``clips`` (waveforms at the model's rate); the
+    choice depends only on (seed, step), so a resumed run clusters exactly what the original would.
+    """
+
+    def __init__(self, clips: Sequence[torch.Tensor], every: int, fraction: float = 1.0, seed: int = 0,
+                 batch_size: int = 32) -> None:
+        self.clips, self.every, self.fraction, self.seed, self.batch_size = list(clips), every, fraction, seed, batch_size
+        self.done_at: int | None = None
+
+    def on_step_start(self, trainer) -> None:
+        step = trainer.step
+        if step % self.every or step == self.done_at:
+            return
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        count = max(1, round(self.fraction * len(self.clips)))
+        chosen = torch.randperm(len(self.clips), generator=gen)[:count].tolist()
+        e_step(trainer.model, [self.clips[i] for i in chosen], seed=self.seed + step, batch_size=self.batch_size)
+        self.done_at = step
