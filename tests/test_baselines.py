@@ -1,0 +1,154 @@
+"""DTW against brute force over all warping paths, subsequence DTW, and the k-means token baseline."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wav2tok_core.baselines import (
+    KMeansTokenizer,
+    collapse_repeats,
+    dtw_distance,
+    dtw_score_matrix,
+    subsequence_dtw,
+    subsequence_dtw_matrix,
+    vq_score_matrix,
+)
+
+
+def local_cost(x: np.ndarray, y: np.ndarray, metric: str) -> float:
+    if metric == "euclidean":
+        return float(np.linalg.norm(x - y))
+    norms = np.linalg.norm(x) * np.linalg.norm(y)
+    return 1.0 - float(x @ y) / norms if norms > 0 else 1.0
+
+
+def all_paths(i: int, j: int) -> list[list[tuple[int, int]]]:
+    """Every warping path from (0, 0) to (i, j) with steps (1, 0), (0, 1), (1, 1)."""
+    if i == 0 and j == 0:
+        return [[(0, 0)]]
+    previous = [(i - 1, j), (i, j - 1), (i - 1, j - 1)]
+    return [path + [(i, j)] for pi, pj in previous if pi >= 0 and pj >= 0 for path in all_paths(pi, pj)]
+
+
+def brute_force(a: np.ndarray, b: np.ndarray, metric: str, first_column: int = 0) -> tuple[float, int]:
+    """Lexicographically least (accumulated cost, path length) over all paths from (0, first_column)."""
+    shifted = b[first_column:]
+    return min(
+        (sum(local_cost(a[p], shifted[q], metric) for p, q in path), len(path))
+        for path in all_paths(len(a) - 1, len(shifted) - 1)
+    )
+
+
+def reference_subsequence(a: np.ndarray, b: np.ndarray, metric: str) -> tuple[float, int, int]:
+    """Per end frame the best (cost, length) over all starts; then the end with the least cost / length."""
+    best = None
+    for end in range(1, len(b) + 1):
+        cost, length, start = min(brute_force(a, b[:end], metric, s) + (s,) for s in range(end))
+        if best is None or cost / length < best[0]:
+            best = (cost / length, start, end)
+    return best
+
+
+arrays = st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 3), st.integers(0, 2**32 - 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays, st.sampled_from(["euclidean", "cosine"]))
+def test_dtw_equals_brute_force(shape: tuple[int, int, int, int], metric: str) -> None:
+    m, n, f, seed = shape
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((m, f)), rng.standard_normal((n, f))
+    cost, length = brute_force(a, b, metric)
+    assert dtw_distance(a, b, metric) == pytest.approx(cost / length, abs=1e-9)
+
+
+def test_path_length_normalisation_hand_case() -> None:
+    # best path (0,0) (1,0) (2,1) (2,2) costs 1 + 1 + 0 + 0 = 2 over 4 cells
+    a, b = np.array([[0.0], [0.0], [9.0]]), np.array([[1.0], [9.0], [9.0]])
+    assert dtw_distance(a, b) == pytest.approx(0.5)
+
+
+def test_equal_cost_paths_prefer_the_shorter_one() -> None:
+    # the diagonal and both 3-cell paths all cost 2; the 2-cell diagonal wins: 2 / 2
+    assert dtw_distance(np.array([[0.0], [1.0]]), np.array([[1.0], [0.0]])) == pytest.approx(1.0)
+
+
+def test_score_matrix_is_negated_distance_and_self_match_is_best() -> None:
+    rng = np.random.default_rng(0)
+    sequences = [rng.standard_normal((rng.integers(3, 9), 4)).astype(np.float32) for _ in range(5)]
+    scores = dtw_score_matrix(sequences[:3], sequences)
+    assert scores.shape == (3, 5)
+    for i in range(3):
+        assert scores[i, i] == 0.0 and np.argmax(scores[i]) == i
+        for j in range(5):
+            assert scores[i, j] == pytest.approx(-dtw_distance(sequences[i], sequences[j]))
+
+
+def test_cosine_treats_zero_frames_as_maximally_far() -> None:
+    assert dtw_distance(np.zeros((2, 3)), np.ones((3, 3)), metric="cosine") == pytest.approx(1.0)
+
+
+def test_invalid_inputs_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        dtw_score_matrix([np.zeros((2, 3))], [np.zeros((2, 4))])
+    with pytest.raises(ValueError):
+        dtw_score_matrix([np.zeros((0, 3))], [np.zeros((2, 3))])
+    with pytest.raises(ValueError):
+        dtw_distance(np.zeros((2, 3)), np.zeros((2, 3)), metric="manhattan")
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays)
+def test_subsequence_dtw_equals_brute_force(shape: tuple[int, int, int, int]) -> None:
+    m, n, f, seed = shape
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((m, f)), rng.standard_normal((n, f))
+    cost, start, end = subsequence_dtw(a, b)
+    expected_cost, expected_start, expected_end = reference_subsequence(a, b, "euclidean")
+    assert cost == pytest.approx(expected_cost, abs=1e-9)
+    assert (start, end) == (expected_start, expected_end)
+
+
+def test_subsequence_dtw_finds_planted_segment() -> None:
+    rng = np.random.default_rng(3)
+    recordings = [rng.standard_normal((120, 13)) for _ in range(3)]
+    query = recordings[1][40:70] + 0.01 * rng.standard_normal((30, 13))
+    distance, start, end = subsequence_dtw_matrix([query], recordings)
+    assert int(np.argmin(distance[0])) == 1
+    assert (start[0, 1], end[0, 1]) == (40, 70)
+    assert distance[0, 1] < 0.1 < distance[0, 0]
+
+
+def blob_features(seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Three well separated 2-D blobs; sequences of blob visits."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    frames = np.concatenate([c + 0.1 * rng.standard_normal((100, 2)) for c in centres])
+    visits = [[0, 0, 0, 1, 1, 0], [2, 2, 1, 1, 1], [0, 0, 0, 1, 1, 0]]
+    sequences = [centres[v] + 0.1 * rng.standard_normal((len(v), 2)) for v in visits]
+    return frames, sequences
+
+
+def test_collapse_repeats() -> None:
+    assert collapse_repeats(np.array([3, 3, 1, 1, 3])) == [3, 1, 3] and collapse_repeats(np.array([])) == []
+
+
+def test_kmeans_tokenizer_collapses_and_is_deterministic() -> None:
+    frames, sequences = blob_features(0)
+    tokenizer = KMeansTokenizer(num_tokens=3, seed=7).fit([frames])
+    tokens = tokenizer.tokenize(sequences)
+    a, b = tokens[0][0], tokens[0][1]
+    assert tokens[0] == [a, b, a] and a != b and len(tokens[1]) == 2 and tokens[1][1] == b
+    assert tokens == KMeansTokenizer(num_tokens=3, seed=7).fit([frames]).tokenize(sequences)
+    assert tokenizer.centroids.shape == (3, 2)
+    scores = vq_score_matrix(tokenizer, sequences[:1], sequences)
+    assert scores[0, 0] == scores[0, 2] == 1.0 and scores[0, 1] < 1.0
+
+
+def test_kmeans_tokenizer_needs_fitting_and_enough_frames() -> None:
+    with pytest.raises(RuntimeError):
+        KMeansTokenizer(num_tokens=2).tokenize([np.zeros((3, 2))])
+    with pytest.raises(ValueError):
+        KMeansTokenizer(num_tokens=10).fit([np.zeros((3, 2))])
