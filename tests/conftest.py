@@ -16,3 +16,36 @@ def fsdd_dir() -> Path:
     if not (FSDD_DIR / "recordings").is_dir():
         pytest.skip(f"FSDD not found at {FSDD_DIR} (set WAV2TOK_FSDD to a local copy to run this test)")
     return FSDD_DIR
+
+
+def tone_clip(klass: int, take: int, sr: int = 16000) -> "np.ndarray":
+    """A 0.3-0.5 s clip whose pitch contour depends on its class, with take-dependent jitter."""
+    import numpy as np
+
+    rng = np.random.default_rng(klass * 100 + take)
+    n = int(sr * (0.3 + 0.2 * rng.random()))
+    t = np.arange(n) / sr
+    f0 = 200.0 * 2 ** (klass / 4) * (1 + 0.3 * np.sin(2 * np.pi * (klass + 1) * t / t[-1]))
+    wave = 0.3 * np.sin(2 * np.pi * np.cumsum(f0) / sr) + 0.01 * rng.standard_normal(n)
+    return wave.astype("float32")
+
+
+@pytest.fixture
+def tiny_data(tmp_path) -> dict:
+    """3 classes x 4 clips of tone contours (train) and 3 x 2 (test) as WAV files.
+
+    Returns {"train": {class: [paths]}, "test": {...}, "root": tmp_path}.
+    """
+    import soundfile as sf
+
+    splits: dict = {"train": {}, "test": {}, "root": tmp_path}
+    for split, takes in (("train", range(4)), ("test", range(4, 6))):
+        for k in range(3):
+            paths = []
+            for take in takes:
+                path = tmp_path / "audio" / f"c{k}" / f"{take}.wav"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(path, tone_clip(k, take), 16000)
+                paths.append(path)
+            splits[split][f"c{k}"] = paths
+    return splits

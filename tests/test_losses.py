@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wav2tok_core.losses import (CosineSimilarity, LearnedSimilarity, ctc_likelihood, matching_loss, prototypes,
-                                 triplet_loss)
+from wav2tok_core.losses import (CosineSimilarity, LearnedSimilarity, ctc_likelihood, diversity_loss, matching_loss,
+                                 prototypes, triplet_loss)
 
 
 def brute_force_nll(log_probs: torch.Tensor, target: list[int]) -> float:
@@ -98,3 +98,24 @@ def test_triplet_loss_is_a_hinge_on_per_token_likelihoods() -> None:
     got = triplet_loss(nll_pos, nll_neg, lengths, valid, margin=0.5)
     expected = (max(0.0, 0.5 + 1.0 - 4.0) + max(0.0, 0.5 + 2.0 - 2.0)) / 2
     assert got.item() == pytest.approx(expected)
+
+
+def test_diversity_is_zero_for_uniform_usage_and_one_for_collapse() -> None:
+    k = 4
+    mask = torch.tensor([[True, True, True, True, False]])
+    uniform = torch.eye(k).log().clamp(min=-1e4)  # frame t puts all mass on token t
+    frames = torch.cat([uniform, torch.zeros(1, k)], dim=0)[None]  # (1, 5, K); padded frame ignored
+    for per_clip in (True, False):
+        assert diversity_loss(frames.log_softmax(-1), mask, per_clip).item() == pytest.approx(0.0, abs=1e-4)
+    collapsed = torch.full((1, 5, k), -1e4)
+    collapsed[..., 2] = 0.0
+    assert diversity_loss(collapsed.log_softmax(-1), mask).item() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_per_clip_diversity_sees_clips_that_each_use_one_token() -> None:
+    one_each = torch.full((2, 3, 4), -1e4)
+    one_each[0, :, 0] = 0.0  # clip 0: token 0 only
+    one_each[1, :, 1] = 0.0  # clip 1: token 1 only
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    assert diversity_loss(one_each, mask, per_clip=True).item() == pytest.approx(1.0, abs=1e-4)
+    assert diversity_loss(one_each, mask, per_clip=False).item() == pytest.approx(0.5, abs=1e-4)

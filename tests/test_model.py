@@ -56,13 +56,15 @@ def test_same_seed_same_tokens(name: str) -> None:
 
 
 def test_forward_returns_named_terms_and_weights_them() -> None:
-    cfg = ModelConfig(num_tokens=8, emb_dim=16, alpha=0.3, beta=0.7)
+    cfg = ModelConfig(num_tokens=8, emb_dim=16, alpha=0.3, beta=0.7, diversity=0.2)
     model = trained_codebook_model(cfg).eval()  # no dropout: two forwards must agree
     c = clips()
     batch = {"anchor": pad_batch(c), "positive": pad_batch([x.flip(0) for x in c])}
     out = model(batch)
-    assert {"loss/total", "loss/matching", "loss/ctc_xy", "loss/ctc_yx"} <= set(out)
-    expected = out["loss/matching"] + 0.3 * out["loss/ctc_xy"] + 0.7 * out["loss/ctc_yx"]
+    assert {"loss/total", "loss/matching", "loss/ctc_xy", "loss/ctc_yx", "loss/diversity"} <= set(out)
+    expected = (out["loss/matching"] + 0.3 * out["loss/ctc_xy"] + 0.7 * out["loss/ctc_yx"]
+                + 0.2 * out["loss/diversity"])
+    assert 0.0 < out["loss/diversity"].item() < 1.0
     assert out["loss/total"].item() == pytest.approx(expected.item(), rel=1e-6)
     assert out["loss/ctc_xy"].item() > 0 and out["loss/ctc_yx"].item() > 0
     batch["negative"] = pad_batch(c[::-1])

@@ -107,7 +107,10 @@ class ModelConfig:
     alpha: float = 0.1  # weight of the CTC likelihood term X -> tokens(X')
     beta: float = 0.1  # weight of the CTC likelihood term X' -> tokens(X)
     use_cosine: bool = False  # matching loss scores prototypes by cosine instead of learned similarity
-    triplet_margin: float = 0.2  # triplet mode: hinge margin between positive and negative similarity
+    triplet_margin: float = 1.0  # triplet mode: hinge margin, in nats per token (see losses.triplet_loss)
+    diversity: float = 0.1  # weight of the codebook-usage entropy term (not in the paper; 0 disables it):
+    #                         without it the M-step collapses every clip onto one token (see README)
+    diversity_per_clip: bool = True  # entropy of each clip's token usage (True) or of the whole batch's
 
     def __post_init__(self) -> None:
         _require(self.emb_dim >= 4 and self.emb_dim % 2 == 0, "emb_dim", f"{self.emb_dim} must be even and >= 4")
@@ -117,6 +120,7 @@ class ModelConfig:
         _require(self.temp > 0, "temp", f"{self.temp} must be > 0")
         _require(self.alpha >= 0 and self.beta >= 0, "alpha/beta", "must be >= 0")
         _require(self.triplet_margin >= 0, "triplet_margin", "must be >= 0")
+        _require(self.diversity >= 0, "diversity", "must be >= 0")
         if self.use_transformer:
             _require(self.emb_dim % self.nhead == 0, "nhead", f"emb_dim {self.emb_dim} must divide by {self.nhead}")
 

@@ -4,6 +4,8 @@ Shapes: B batch, T frames, K tokens, D code dimension, S token-string length.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -116,3 +118,26 @@ def triplet_loss(nll_pos: torch.Tensor, nll_neg: torch.Tensor, string_lengths: t
         return nll_pos.new_zeros(())
     s = string_lengths[valid].to(nll_pos.dtype)
     return F.relu(margin + nll_pos[valid] / s - nll_neg[valid] / s).mean()
+
+
+def diversity_loss(log_probs: torch.Tensor, mask: torch.Tensor, per_clip: bool = True) -> torch.Tensor:
+    """1 - H(mean token posterior) / log K: 0 when tokens are used equally often, 1 when one token
+    takes every frame. ``per_clip``: the mean posterior is taken within each clip and the entropies
+    averaged over clips; otherwise one mean over all real frames of the batch.
+
+    Not part of the paper's objective. The M-step alone has degenerate optima: every frame of a clip
+    on one token satisfies both the CTC and the matching terms. Over the batch this term (like
+    wav2vec 2.0's codebook diversity loss) stops all clips sharing one token; per clip it also stops
+    each clip from collapsing onto a token of its own.
+
+    Args:
+        log_probs: ``(B, T, K)``; mask: ``(B, T)`` True on real frames.
+    """
+    m = mask[..., None].to(log_probs.dtype)  # (B, T, 1)
+    probs = log_probs.exp() * m
+    if per_clip:
+        mean = probs.sum(dim=1) / m.sum(dim=1).clamp(min=1)  # (B, K)
+    else:
+        mean = (probs.sum(dim=(0, 1)) / m.sum().clamp(min=1))[None]  # (1, K)
+    entropy = -(mean * mean.clamp(min=1e-12).log()).sum(dim=-1)  # (B,) or (1,)
+    return 1.0 - entropy.mean() / math.log(log_probs.shape[-1])

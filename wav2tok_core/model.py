@@ -21,7 +21,8 @@ from .device import resolve_device
 from .encoders import LSTMEncoder, TransformerEncoder
 from .features import FeatureExtractor, frame_mask
 from .fileio import atomic_write
-from .losses import CosineSimilarity, LearnedSimilarity, ctc_likelihood, matching_loss, prototypes, triplet_loss
+from .losses import (CosineSimilarity, LearnedSimilarity, ctc_likelihood, diversity_loss, matching_loss, prototypes,
+                     triplet_loss)
 from .tokens import collapse_batch, unpad
 
 CHECKPOINT_FORMAT = "wav2tok-model"
@@ -90,8 +91,8 @@ class Wav2Tok(nn.Module):
                 waves ``(B, N)`` at ``config.features.sr``.
 
         Returns:
-            ``{"loss/total", "loss/matching", "loss/ctc_xy", "loss/ctc_yx"[, "loss/triplet"],
-            "stats/compression"}``: scalars; ``loss/total`` carries the gradient.
+            ``{"loss/total", "loss/matching", "loss/ctc_xy", "loss/ctc_yx", "loss/diversity"
+            [, "loss/triplet"], "stats/compression"}``: scalars; ``loss/total`` carries the gradient.
         """
         cfg = self.config
         h_a, n_a = self.encode(*batch["anchor"])
@@ -103,15 +104,17 @@ class Wav2Tok(nn.Module):
         str_p, len_p = collapse_batch(tok_p, n_p)
         nll_xy, ok_xy = ctc_likelihood(lp_a, n_a, str_p, len_p)  # X -> T~'
         nll_yx, ok_yx = ctc_likelihood(lp_p, n_p, str_a, len_a)  # X' -> T~
-        mask = torch.cat([frame_mask(n_a, h_a.shape[1]), frame_mask(n_p, h_p.shape[1])], dim=1)
+        mask = torch.cat([frame_mask(n_a, h_a.shape[1]), frame_mask(n_p, h_p.shape[1])], dim=1)  # (B, Ta + Tp)
         protos, present = prototypes(torch.cat([h_a, h_p], dim=1), torch.cat([tok_a, tok_p], dim=1), mask,
                                      cfg.num_tokens)
         out = {
             "loss/matching": matching_loss(protos, present, self.codebook, self.similarity, cfg.temp),
             "loss/ctc_xy": _masked_mean(nll_xy, ok_xy),
             "loss/ctc_yx": _masked_mean(nll_yx, ok_yx),
+            "loss/diversity": diversity_loss(torch.cat([lp_a, lp_p], dim=1), mask, cfg.diversity_per_clip),
         }
-        total = out["loss/matching"] + cfg.alpha * out["loss/ctc_xy"] + cfg.beta * out["loss/ctc_yx"]
+        total = (out["loss/matching"] + cfg.alpha * out["loss/ctc_xy"] + cfg.beta * out["loss/ctc_yx"]
+                 + cfg.diversity * out["loss/diversity"])
         if "negative" in batch:
             h_n, n_n = self.encode(*batch["negative"])
             nll_na, ok_na = ctc_likelihood(self.logits(h_n).log_softmax(dim=-1), n_n, str_a, len_a)

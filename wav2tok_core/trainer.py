@@ -55,6 +55,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" picks CUDA when present
     seed: int = 0  # seeds weights, sampling, augmentation and dropout
     num_workers: int = 0  # DataLoader worker processes (augmentation runs there)
+    threads: int | None = None  # torch intra-op CPU threads (None: torch's default); see README on 2-core machines
     grad_clip: float | None = 10.0  # max gradient norm (None: no clipping); guards against CTC spikes
     max_bad_steps: int = 5  # stop after this many consecutive non-finite losses (each is skipped)
     log_every: int = 10  # write a step record every this many steps
@@ -68,6 +69,7 @@ class TrainConfig:
                   ("patience", self.patience >= 0), ("autosave", self.autosave >= 0),
                   ("train_steps", self.train_steps is None or self.train_steps >= 1),
                   ("epoch_start", self.epoch_start >= 0), ("num_workers", self.num_workers >= 0),
+                  ("threads", self.threads is None or self.threads >= 1),
                   ("max_bad_steps", self.max_bad_steps >= 1), ("log_every", self.log_every >= 1)]
         for name, ok in checks:
             if not ok:
@@ -143,6 +145,8 @@ class Trainer:
         self.config, self.dataset, self.evaluate = config, dataset, evaluate
         self.callbacks = list(callbacks)
         self.device = resolve_device(config.device)
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
         self.model = model.to(self.device)
         self.monitor = monitor if evaluate is not None else ("train/loss", "min")
         self.run_dir = Path(config.save_dir) / config.name
@@ -254,7 +258,7 @@ class Trainer:
         bar = tqdm(total=self.batches_per_epoch, desc=f"epoch {self.epoch + 1}/{self.epochs}",
                    disable=not self.config.progress, leave=False)
         for i, batch in enumerate(self._loader()):
-            if i >= self.batches_per_epoch:
+            if i >= self.batches_per_epoch or self.step >= self.total_steps:
                 break
             for cb in self.callbacks:
                 cb.on_step_start(self)

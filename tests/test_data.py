@@ -1,0 +1,155 @@
+"""Sampling modes: each reference flag changes what a training item holds."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from wav2tok_core.augment import AugmentConfig, pitch_shift, time_stretch
+from wav2tok_core.config import ConfigError
+from wav2tok_core.data import ClipStore, DataConfig, EpochSampler, PairDataset, collate
+
+NO_AUG = AugmentConfig(p_pitch=0, p_stretch=0, p_noise=0, p_gain=0)
+
+
+def make(tiny_data, split="dict", sr=16000, **flags) -> PairDataset:
+    train = tiny_data["train"]
+    data = train if split == "dict" else [p for v in train.values() for p in v]
+    store = ClipStore.load([p for v in train.values() for p in v], sr)
+    return PairDataset(data, store, DataConfig(**flags), sr, seed=0)
+
+
+def clip_of(ds: PairDataset, wave: torch.Tensor) -> int | None:
+    """Index of the stored clip equal to ``wave``, if any."""
+    return next((i for i, w in enumerate(ds.store.waves) if w.shape == wave.shape and torch.equal(w, wave)), None)
+
+
+def test_list_data_positive_is_an_augmented_copy(tiny_data) -> None:
+    ds = make(tiny_data, split="list")
+    item = ds[0]
+    assert torch.equal(item["anchor"], ds.store.waves[ds.anchors[0][1]])
+    assert clip_of(ds, item["positive"]) is None  # not any stored clip: augmented
+
+
+def test_is_dict_positive_is_another_clip_of_the_same_class(tiny_data) -> None:
+    ds = make(tiny_data, is_dict=True)
+    for index in range(len(ds)):
+        cls, clip = ds.anchors[index]
+        partner = clip_of(ds, ds[index]["positive"])
+        assert partner is not None and partner != clip and partner in ds.groups[cls]
+
+
+def test_apply_augmentation_augments_the_dict_positive(tiny_data) -> None:
+    ds = make(tiny_data, is_dict=True, apply_augmentation=True)
+    assert all(clip_of(ds, ds[i]["positive"]) is None for i in range(len(ds)))
+
+
+def test_is_triplet_negative_comes_from_another_class(tiny_data) -> None:
+    ds = make(tiny_data, is_dict=True, is_triplet=True)
+    for index in range(len(ds)):
+        cls, _ = ds.anchors[index]
+        negative = clip_of(ds, ds[index]["negative"])
+        assert negative is not None and negative not in ds.groups[cls]
+
+
+def test_is_single_uses_an_augmented_copy_even_for_dict_data(tiny_data) -> None:
+    ds = make(tiny_data, is_dict=True, is_single=True, augment=AugmentConfig(stretch_rate=(1.25, 1.25), p_pitch=0,
+                                                                                p_noise=0, p_gain=0))
+    item = ds[0]
+    assert item["positive"].numel() == round(item["anchor"].numel() / 1.25)
+
+
+def test_same_length_equalises_views_by_stretching(tiny_data) -> None:
+    ds = make(tiny_data, is_dict=True, is_triplet=True, same_length=True)
+    plain = make(tiny_data, is_dict=True, is_triplet=True)
+    assert any(plain[i]["positive"].numel() != plain[i]["anchor"].numel() for i in range(len(plain)))
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["positive"].numel() == item["negative"].numel() == item["anchor"].numel()
+    # stretched, not cropped: the positive's content spans the whole anchor length
+    assert ds[0]["positive"][-200:].abs().max() > 0.01
+
+
+def test_clip_crops_to_clip_duration(tiny_data) -> None:
+    ds = make(tiny_data, is_dict=True, clip=True, clip_duration=0.1)
+    lengths = {v: ds[i][v].numel() for i in range(len(ds)) for v in ("anchor", "positive")}
+    assert set(lengths.values()) == {1600}
+    assert max(w.numel() for w in ds.store.waves) > 1600
+
+
+def test_sample_subdataset_draws_a_fresh_subset_each_epoch() -> None:
+    sampler = EpochSampler(100, seed=0, fraction=0.1)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert len(first) == len(second) == len(sampler) == 10
+    assert set(first) != set(second)
+    assert sorted(EpochSampler(100, fraction=1.0)) == list(range(100))
+
+
+def test_sampler_shards_across_ranks_without_overlap() -> None:
+    shards = [list(EpochSampler(10, seed=3, rank=r, world_size=2)) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 5 and not set(shards[0]) & set(shards[1])
+
+
+def test_sr_resamples_every_clip(tiny_data) -> None:
+    ds16, ds8 = make(tiny_data), make(tiny_data, sr=8000)
+    for a, b in zip(ds16.store.waves, ds8.store.waves):
+        assert abs(a.numel() - 2 * b.numel()) <= 1
+
+
+def test_items_are_reproducible_per_epoch_and_change_across_epochs(tiny_data) -> None:
+    ds = make(tiny_data, split="list")
+    first = ds[2]["positive"]
+    assert torch.equal(first, ds[2]["positive"])
+    ds.set_epoch(1)
+    assert not torch.equal(first, ds[2]["positive"])
+
+
+def test_workers_give_the_same_batches(tiny_data) -> None:
+    ds = make(tiny_data, split="list")
+    batches = [next(iter(DataLoader(ds, batch_size=4, collate_fn=collate, num_workers=w))) for w in (0, 2)]
+    assert torch.equal(batches[0]["positive"][0], batches[1]["positive"][0])
+
+
+def test_single_clip_class_needs_augmentation(tiny_data) -> None:
+    tiny_data["train"]["lonely"] = tiny_data["train"]["c0"][:1]
+    tiny_data["train"]["c0"] = tiny_data["train"]["c0"][1:]
+    with pytest.raises(ValueError, match="'lonely'.*single clip"):
+        make(tiny_data, is_dict=True)
+    assert len(make(tiny_data, is_dict=True, apply_augmentation=True)) == 12
+
+
+def test_bad_files_are_skipped_and_reported(tiny_data, tmp_path) -> None:
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....garbage")
+    store = ClipStore.load([bad, *tiny_data["train"]["c1"]], 16000)
+    assert len(store.waves) == 4 and store.failed[0][0] == bad and "cannot be decoded" in store.failed[0][1]
+
+
+@pytest.mark.parametrize("semitones", [-3.0, 4.0])
+def test_pitch_shift_moves_the_peak_and_keeps_duration(semitones: float) -> None:
+    sr, n = 16000, 16000
+    tone = torch.sin(2 * math.pi * 440 * torch.arange(n) / sr)
+    shifted = pitch_shift(tone, semitones)
+    peak = torch.fft.rfft(shifted).abs().argmax().item() * sr / n
+    assert shifted.numel() == n and peak == pytest.approx(440 * 2 ** (semitones / 12), rel=0.01)
+
+
+def test_time_stretch_changes_duration_not_pitch() -> None:
+    sr = 16000
+    tone = torch.sin(2 * math.pi * 300 * torch.arange(sr) / sr)
+    out = time_stretch(tone, 0.8)
+    assert out.numel() == 20000
+    assert torch.fft.rfft(out).abs().argmax().item() * sr / out.numel() == pytest.approx(300, rel=0.01)
+
+
+def test_conflicting_or_bad_flags_are_named() -> None:
+    with pytest.raises(ConfigError, match="is_triplet and is_single"):
+        DataConfig(is_triplet=True, is_single=True)
+    with pytest.raises(ConfigError, match="subdata_split"):
+        DataConfig(subdata_split=0)
+    with pytest.raises(ConfigError, match="augment.stretch_rate"):
+        AugmentConfig(stretch_rate=(1.2, 0.9))

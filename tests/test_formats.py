@@ -1,0 +1,99 @@
+"""Reference .bin splits (restricted unpickler), our manifests, and conversion between them."""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from wav2tok_core.formats import (DataFormatError, UnsafePickleError, items_from_split, read_reference_bin,
+                                  split_from_items, write_reference_bin)
+from wav2tok_core.manifest import ManifestError, ManifestItem, read_manifest, write_manifest
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/wav2tok_pwned",))
+
+
+def test_malicious_pickle_is_refused_without_running(tmp_path) -> None:
+    path = tmp_path / "evil.bin"
+    path.write_bytes(pickle.dumps([[Exploit()], []]))
+    with pytest.raises(UnsafePickleError, match="evil.bin: refusing to load posix.system|evil.bin: refusing"):
+        read_reference_bin(path)
+    assert not Path("/tmp/wav2tok_pwned").exists()
+
+
+def test_non_container_classes_are_refused(tmp_path) -> None:
+    path = tmp_path / "set.bin"
+    path.write_bytes(pickle.dumps([{1, 2}, []], protocol=2))  # protocol 2 pickles sets via builtins.set
+    with pytest.raises(UnsafePickleError):
+        read_reference_bin(path)
+
+
+@pytest.mark.parametrize("payload,match", [
+    ({"a": 1}, "expected \\[X_train, X_test\\]"),
+    ([[1, 2], []], "list split must hold path strings"),
+    ([{"c": "x.wav"}, {}], "class 'c' must map to a list"),
+])
+def test_wrong_structure_names_the_file(tmp_path, payload, match) -> None:
+    path = tmp_path / "bad.bin"
+    path.write_bytes(pickle.dumps(payload))
+    with pytest.raises(DataFormatError, match=match):
+        read_reference_bin(path)
+    path.write_bytes(b"\x80\x04truncated")
+    with pytest.raises(DataFormatError, match="bad.bin: not a readable pickle"):
+        read_reference_bin(path)
+
+
+def test_relative_paths_resolve_from_the_reference_layout(tmp_path, monkeypatch) -> None:
+    # Reference layout: Src/bin/audios.bin holding paths relative to Src/ (e.g. Dataset/a.wav)
+    (tmp_path / "Src" / "bin").mkdir(parents=True)
+    (tmp_path / "Src" / "Dataset").mkdir()
+    (tmp_path / "Src" / "Dataset" / "a.wav").write_bytes(b"x")
+    (tmp_path / "Src" / "bin" / "audios.bin").write_bytes(pickle.dumps([["Dataset/a.wav"], []]))
+    monkeypatch.chdir(tmp_path)  # run from elsewhere: the reference breaks here
+    train, test = read_reference_bin("Src/bin/audios.bin")
+    assert train == [(tmp_path / "Src" / "Dataset" / "a.wav").resolve()] and test == []
+
+
+def test_bin_and_manifest_round_trip(tmp_path, tiny_data) -> None:
+    path = write_reference_bin(tiny_data["train"], tiny_data["test"], tmp_path / "bin" / "tones.bin")
+    train, test = read_reference_bin(path)
+    assert train == {k: [p.resolve() for p in v] for k, v in tiny_data["train"].items()}
+    items = items_from_split(train, "train") + items_from_split(test, "test")
+    for suffix in (".json", ".csv"):
+        manifest = write_manifest(items, tmp_path / "sub" / f"m{suffix}")
+        back = read_manifest(manifest)
+        assert [(i.path, i.label, i.split) for i in back] == [(i.path, i.label, i.split) for i in items]
+        assert split_from_items([i for i in back if i.split == "train"], by_class=True) == train
+
+
+def test_manifest_paths_are_relative_and_work_from_any_folder(tmp_path, monkeypatch) -> None:
+    clip = tmp_path / "data" / "x.wav"
+    clip.parent.mkdir()
+    clip.write_bytes(b"x")
+    manifest = write_manifest([ManifestItem(clip, label="a", speaker="s", split="val")], tmp_path / "data" / "m.json")
+    assert '"path": "x.wav"' in manifest.read_text()
+    monkeypatch.chdir("/")
+    assert read_manifest(manifest)[0].path == clip
+
+
+@pytest.mark.parametrize("text,match", [
+    ("{", "not valid JSON"),
+    ('{"format": "other"}', "not a wav2tok manifest"),
+    ('{"format": "wav2tok-manifest", "version": 9, "items": []}', "version 9"),
+    ('{"format": "wav2tok-manifest", "version": 1, "items": [{"label": "a"}]}', "item 0: row has no 'path'"),
+    ('{"format": "wav2tok-manifest", "version": 1, "items": [{"path": "a", "split": "dev"}]}', "split 'dev'"),
+])
+def test_bad_manifests_are_named(tmp_path, text, match) -> None:
+    path = tmp_path / "m.json"
+    path.write_text(text)
+    with pytest.raises(ManifestError, match=match):
+        read_manifest(path)
+
+
+def test_unlabelled_rows_cannot_form_classes(tmp_path) -> None:
+    with pytest.raises(DataFormatError, match="has no label"):
+        split_from_items([ManifestItem(tmp_path / "a.wav")], by_class=True)

@@ -1,0 +1,151 @@
+"""Trainer: schedule, E-step cadence, checkpoints, early stopping, resume equivalence, bad losses."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from wav2tok_core.clustering import EStep
+from wav2tok_core.config import ModelConfig
+from wav2tok_core.formats import write_reference_bin
+from wav2tok_core.train import RunSpec, build_trainer
+from wav2tok_core.data import DataConfig
+from wav2tok_core.trainer import Callback, TrainConfig, warmup_then_decay
+
+TINY = dict(emb_dim=16, num_tokens=6, num_layers=1)
+
+
+def spec(tiny_data, tmp_path, **train) -> RunSpec:
+    path = write_reference_bin(tiny_data["train"], tiny_data["test"], tmp_path / "bin" / "tones.bin")
+    options = dict(batch_size=4, epochs=2, iter_clust=2, save_dir=str(tmp_path / "w"), progress=False)
+    options.update(train)
+    return RunSpec(ModelConfig(**TINY), DataConfig(is_dict=True), TrainConfig(**options), str(path))
+
+
+def weights(trainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_schedule_warms_up_then_decays_to_zero() -> None:
+    f = warmup_then_decay(4, 20)
+    assert [round(f(s), 3) for s in (0, 3, 4, 12, 20)] == [0.25, 1.0, 1.0, 0.5, 0.0]
+
+
+def test_train_steps_come_from_the_real_batch_count(tiny_data, tmp_path) -> None:
+    trainer, report = build_trainer(spec(tiny_data, tmp_path, epochs=5))
+    assert report["train_clips"] == 12 and trainer.batches_per_epoch == 3 and trainer.total_steps == 15
+    trainer, _ = build_trainer(spec(tiny_data, tmp_path, epochs=5, train_steps=4))
+    trainer.fit()
+    assert trainer.step == 4 and trainer.epoch == 2  # train_steps ends training early
+
+
+def test_learning_rate_follows_the_schedule(tiny_data, tmp_path) -> None:
+    seen: list[float] = []
+
+    class Spy(Callback):
+        def on_step_end(self, trainer, logs):
+            seen.append(logs["lr"])
+
+    trainer, _ = build_trainer(spec(tiny_data, tmp_path, learning_rate=1e-2, warmup=0.5), callbacks=[Spy()])
+    trainer.fit()
+    assert seen == pytest.approx([1e-2 * warmup_then_decay(3, 6)(s) for s in range(1, 7)])
+
+
+def test_e_step_runs_every_iter_clust_steps_on_cluster_split(tiny_data, tmp_path) -> None:
+    calls: list[tuple[int, int]] = []
+    trainer, _ = build_trainer(spec(tiny_data, tmp_path, iter_clust=2, cluster_split=0.5))
+    estep = next(cb for cb in trainer.callbacks if isinstance(cb, EStep))
+    original = estep.on_step_start
+
+    def spy(tr):
+        before = trainer.model.codebook.clone()
+        original(tr)
+        if not torch.equal(before, trainer.model.codebook):
+            calls.append((tr.step, len(estep.clips)))
+    estep.on_step_start = spy
+    trainer.fit()
+    assert [s for s, _ in calls] == [0, 2, 4]
+    assert estep.fraction == 0.5
+
+
+def test_checkpoints_autosave_best_and_log(tiny_data, tmp_path) -> None:
+    trainer, _ = build_trainer(spec(tiny_data, tmp_path, epochs=4, autosave=2, name="run1"))
+    trainer.fit()
+    run = tmp_path / "w" / "run1"
+    assert {p.name for p in run.glob("*.pt")} == {"last.pt", "best.pt", "epoch_2.pt", "epoch_4.pt"}
+    records = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3, 4]
+    assert {"train/loss", "train/matching", "train/ctc_xy", "train/ctc_yx", "val/mrr"} <= set(epochs[0])
+
+
+def test_patience_stops_when_the_metric_stalls(tiny_data, tmp_path) -> None:
+    trainer, _ = build_trainer(spec(tiny_data, tmp_path, epochs=10, patience=2))
+    trainer.evaluate = lambda model: {"val/mrr": 0.5}  # never improves after the first epoch
+    trainer.fit()
+    assert trainer.epoch == 3
+
+
+class Interrupt(Callback):
+    """Stops the run after the checkpoint of epoch 1 is written, like a kill between epochs."""
+
+    def on_epoch_end(self, trainer, logs):
+        raise KeyboardInterrupt
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_data, tmp_path) -> None:
+    full, _ = build_trainer(spec(tiny_data, tmp_path / "a", epochs=3, name="full"))
+    full.fit()
+    first, _ = build_trainer(spec(tiny_data, tmp_path / "b", epochs=3, name="part"), callbacks=[Interrupt()])
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    resumed, _ = build_trainer(spec(tiny_data, tmp_path / "b", epochs=3, name="part", load_dir="part"))
+    assert resumed.step == first.step and resumed.epoch == 1
+    resumed.fit()
+    assert resumed.step == full.step
+    a, b = weights(full), weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # codebook included
+    assert [r["val/mrr"] for r in resumed.history] == [r["val/mrr"] for r in full.history]
+
+
+def test_load_model_epochid_and_epoch_start(tiny_data, tmp_path) -> None:
+    first, _ = build_trainer(spec(tiny_data, tmp_path, epochs=2, autosave=1, name="r"))
+    first.fit()
+    again, _ = build_trainer(spec(tiny_data, tmp_path, name="r2", load_dir="r", load_model_epochid=1))
+    assert again.epoch == 1 and again.step == first.batches_per_epoch
+    renumbered, _ = build_trainer(spec(tiny_data, tmp_path, name="r3", load_dir=str(tmp_path / "w" / "r"),
+                                       epoch_start=5, epochs=6))
+    assert renumbered.epoch == 5
+    with pytest.raises(FileNotFoundError, match="epoch_7.pt"):
+        build_trainer(spec(tiny_data, tmp_path, load_dir="r", load_model_epochid=7))
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tiny_data, tmp_path) -> None:
+    first, _ = build_trainer(spec(tiny_data, tmp_path, epochs=1, name="r"))
+    first.fit()
+    other = spec(tiny_data, tmp_path, load_dir="r")
+    other.model = ModelConfig(emb_dim=16, num_tokens=7, num_layers=1)
+    with pytest.raises(ValueError, match="different model config|do not fit"):
+        build_trainer(other)
+
+
+def test_non_finite_losses_are_skipped_then_stop(tiny_data, tmp_path) -> None:
+    trainer, _ = build_trainer(spec(tiny_data, tmp_path, max_bad_steps=3))
+    real_forward = trainer.model.forward
+    trainer.model.forward = lambda batch: {**real_forward(batch), "loss/total": torch.tensor(float("nan"))}
+    with pytest.raises(FloatingPointError, match="3 consecutive non-finite losses"):
+        trainer.fit()
+    log = (tmp_path / "w" / "TrialTok" / "metrics.jsonl").read_text()
+    assert log.count('"skipped"') == 3
+
+
+def test_debug_limits_the_run(tiny_data, tmp_path) -> None:
+    trainer, _ = build_trainer(spec(tiny_data, tmp_path, epochs=50, batch_size=1, debug=True))
+    trainer.fit()
+    assert trainer.epoch == 2 and trainer.step == 16
+
+
+def test_device_auto_picks_what_is_available(tiny_data, tmp_path) -> None:
+    trainer, _ = build_trainer(spec(tiny_data, tmp_path, device="auto"))
+    assert trainer.device.type == ("cuda" if torch.cuda.is_available() else "cpu")

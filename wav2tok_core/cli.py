@@ -1,0 +1,118 @@
+"""The ``wav2tok`` command: ``train``, ``tokenize`` and the other workbench jobs as subcommands.
+
+Batch jobs never stop at a bad file: they skip it, report it by name with the reason (on stderr and in
+their JSON output), and exit non-zero only with ``--strict``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from .audio import AUDIO_SUFFIXES, AudioError
+from .fileio import atomic_write
+from .manifest import read_manifest
+from .model import Wav2Tok, load_model
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[Path]:
+    """Audio paths from arguments: files, folders (searched recursively) and manifests (.json/.csv)."""
+    paths: list[Path] = []
+    for text in inputs:
+        path = Path(text)
+        if path.suffix.lower() in (".json", ".csv"):
+            paths += [item.path for item in read_manifest(path)]
+        elif path.is_dir():
+            paths += sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        else:
+            paths.append(path)
+    return paths
+
+
+def tokenize_files(model: Wav2Tok, paths: Sequence[Path], batch_size: int = 32, progress: bool = False,
+                   chunk: int = 512) -> tuple[dict[Path, list[int]], list[dict[str, str]]]:
+    """Token strings of every readable file; unreadable ones are listed with the reason, not raised.
+
+    Files are decoded ``chunk`` at a time, so memory stays bounded for any number of files.
+
+    Returns:
+        tokens: path -> token string; failed: ``[{"path", "reason"}]``.
+    """
+    tokens: dict[Path, list[int]] = {}
+    failed: list[dict[str, str]] = []
+    bar = tqdm(total=len(paths), desc="tokenizing", disable=not progress, leave=False)
+    for start in range(0, len(paths), chunk):
+        clips, kept = [], []
+        for path in paths[start : start + chunk]:
+            try:
+                clips += model.load_clips([path])
+                kept.append(path)
+            except AudioError as err:
+                failed.append({"path": str(path), "reason": str(err)})
+        if clips:
+            tokens.update(zip(kept, model.tokenize(clips, batch_size=batch_size)))
+        bar.update(len(paths[start : start + chunk]))
+    bar.close()
+    return tokens, failed
+
+
+def report_failures(failed: list[dict[str, str]], total: int) -> None:
+    if failed:
+        print(f"skipped {len(failed)} of {total} file(s):", file=sys.stderr)
+        for f in failed:
+            print(f"  {f['reason']}", file=sys.stderr)
+
+
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    model = load_model(args.model, args.device)
+    paths = expand_inputs(args.inputs)
+    tokens, failed = tokenize_files(model, paths, args.batch_size, progress=args.progress)
+    if args.out:
+        rows = [{"path": str(p), "tokens": t} for p, t in tokens.items()]
+        with atomic_write(args.out, "w", encoding="utf-8") as fh:
+            json.dump({"model": str(args.model), "items": rows, "failed": failed}, fh)
+        print(f"wrote {len(rows)} token strings to {args.out}")
+    else:
+        for path, string in tokens.items():
+            print(f"{path}\t{' '.join(map(str, string))}")
+    report_failures(failed, len(paths))
+    return 1 if failed and args.strict else 0
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--batch_size", type=int, default=32, help="clips per inference batch")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any input file was skipped")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wav2tok", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("train", help="train a model (reference flags; see `wav2tok train --help`)", add_help=False)
+    p = sub.add_parser("tokenize", help="token strings for audio files, folders or manifests")
+    p.add_argument("inputs", nargs="+", help="audio files, folders, or .json/.csv manifests")
+    p.add_argument("--model", required=True, help="model or training checkpoint (.pt)")
+    p.add_argument("--out", help="write JSON {items: [{path, tokens}], failed: [...]} here instead of printing")
+    add_common(p)
+    p.set_defaults(func=cmd_tokenize)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        from .train import main as train_main
+
+        return train_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
