@@ -97,3 +97,12 @@ def test_bad_manifests_are_named(tmp_path, text, match) -> None:
 def test_unlabelled_rows_cannot_form_classes(tmp_path) -> None:
     with pytest.raises(DataFormatError, match="has no label"):
         split_from_items([ManifestItem(tmp_path / "a.wav")], by_class=True)
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path) -> None:
+    from wav2tok_core.fileio import write_json
+
+    write_json(tmp_path / "x.json", {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~mask

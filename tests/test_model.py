@@ -15,6 +15,7 @@ CONFIGS = {
     "transformer-logmel": ModelConfig(num_tokens=12, emb_dim=32, use_transformer=True,
                                       features=FeatureConfig(kind="logmel")),
     "lstm-cosine": ModelConfig(num_tokens=7, emb_dim=16, num_layers=1, use_cosine=True),
+    "lstm-online-targets": ModelConfig(num_tokens=7, emb_dim=16, num_layers=1, targets="online"),
 }
 
 
@@ -100,3 +101,25 @@ def test_tokenize_accepts_paths_and_other_sample_rates(tmp_path) -> None:
     assert len(model.tokenize(wave[::2].numpy(), sr=8000)) == 1
     with pytest.raises(AudioError, match="shorter than one frame"):
         model.tokenize(torch.zeros(10))
+
+
+def test_teacher_targets_stay_fixed_until_the_next_e_step() -> None:
+    model = trained_codebook_model(ModelConfig(num_tokens=8, emb_dim=16, targets="teacher"))
+    waves, lengths = pad_batch(clips())
+    h, _ = model.encode(waves, lengths)
+    before = model.assign(waves, lengths, h)
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(0.5 * torch.randn_like(p))  # an M-step moves the student ...
+    h_moved, _ = model.encode(waves, lengths)
+    assert torch.equal(model.assign(waves, lengths, h_moved), before)  # ... not the targets
+    e_step(model, clips())
+    assert not torch.equal(model.assign(waves, lengths, h_moved), before)
+
+
+def test_online_targets_follow_the_model() -> None:
+    model = trained_codebook_model(ModelConfig(num_tokens=8, emb_dim=16, targets="online"))
+    waves, lengths = pad_batch(clips())
+    h, _ = model.encode(waves, lengths)
+    assert not hasattr(model, "teacher")
+    assert torch.equal(model.assign(waves, lengths, h), model.logits(h).argmax(-1))

@@ -27,7 +27,8 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
         if path.suffix.lower() in (".json", ".csv"):
             paths += [item.path for item in read_manifest(path)]
         elif path.is_dir():
-            paths += sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+            paths += sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
+                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
         else:
             paths.append(path)
     return paths

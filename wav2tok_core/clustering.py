@@ -67,10 +67,10 @@ def collect_frames(model, clips: Sequence[torch.Tensor], batch_size: int = 32) -
 
 
 def e_step(model, clips: Sequence[torch.Tensor], seed: int = 0, batch_size: int = 32) -> torch.Tensor:
-    """Run one E-step on ``clips`` and install the new codebook (warm-started from the current one).
-
-    Returns the new codebook ``(K, D)``.
+    """Run one E-step on ``clips``: freeze the current model as the teacher and install the new
+    codebook (warm-started from the current one). Returns the new codebook ``(K, D)``.
     """
+    model.refresh_teacher()
     frames = collect_frames(model, clips, batch_size)
     codebook = fit_codebook(frames, model.config.num_tokens, init=model.codebook, seed=seed)
     model.set_codebook(codebook)

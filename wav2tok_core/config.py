@@ -111,6 +111,9 @@ class ModelConfig:
     diversity: float = 0.1  # weight of the codebook-usage entropy term (not in the paper; 0 disables it):
     #                         without it the M-step collapses every clip onto one token (see README)
     diversity_per_clip: bool = True  # entropy of each clip's token usage (True) or of the whole batch's
+    targets: str = "teacher"  # who assigns tokens in the M-step: "teacher" (a frozen copy of the model
+    #                           taken at each E-step, as in EM) or "online" (the model being trained, as in
+    #                           the reference code); see README for the measured difference
 
     def __post_init__(self) -> None:
         _require(self.emb_dim >= 4 and self.emb_dim % 2 == 0, "emb_dim", f"{self.emb_dim} must be even and >= 4")
@@ -121,6 +124,7 @@ class ModelConfig:
         _require(self.alpha >= 0 and self.beta >= 0, "alpha/beta", "must be >= 0")
         _require(self.triplet_margin >= 0, "triplet_margin", "must be >= 0")
         _require(self.diversity >= 0, "diversity", "must be >= 0")
+        _require(self.targets in ("teacher", "online"), "targets", f"{self.targets!r} is not 'teacher' or 'online'")
         if self.use_transformer:
             _require(self.emb_dim % self.nhead == 0, "nhead", f"emb_dim {self.emb_dim} must divide by {self.nhead}")
 

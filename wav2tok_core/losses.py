@@ -67,11 +67,16 @@ def prototypes(h: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
 
 
 class LearnedSimilarity(nn.Module):
-    """score(p, e) = w . |p - e| + b, the reference's parameterised similarity (w starts at -1)."""
+    """score(p, e) = w . |p - e| + b, the reference's parameterised similarity.
+
+    w starts at -1/sqrt(D): scores of unit vectors then span about as much as cosines do, so
+    softmax(score / temp) is not saturated at the start (with w = -1 the matching loss begins at ~0
+    and passes almost no gradient).
+    """
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.w = nn.Parameter(-torch.ones(dim))
+        self.w = nn.Parameter(torch.full((dim,), -dim**-0.5))
         self.b = nn.Parameter(torch.zeros(()))
 
     def forward(self, p: torch.Tensor, e: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ Shapes: B batch, N samples, T frames, E encoder size, D code size (E/2), K token
 """
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence, Union
@@ -59,6 +60,22 @@ class Wav2Tok(nn.Module):
         # Set by the E-step (k-means), frozen during the M-step: a buffer, not a parameter.
         self.register_buffer("codebook", F.normalize(torch.randn(config.num_tokens, config.code_dim), dim=-1))
         self.similarity = CosineSimilarity() if config.use_cosine else LearnedSimilarity(config.code_dim)
+        if config.targets == "teacher":
+            # Encoder and projection as they were at the last E-step: they assign the M-step's tokens.
+            self.teacher = nn.ModuleDict({"encoder": copy.deepcopy(self.encoder), "proj": copy.deepcopy(self.proj)})
+            self.teacher.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "Wav2Tok":
+        super().train(mode)
+        if hasattr(self, "teacher"):
+            self.teacher.eval()  # the teacher never uses dropout
+        return self
+
+    def refresh_teacher(self) -> None:
+        """Copy the current encoder and projection into the teacher (called by the E-step)."""
+        if hasattr(self, "teacher"):
+            self.teacher["encoder"].load_state_dict(self.encoder.state_dict())
+            self.teacher["proj"].load_state_dict(self.proj.state_dict())
 
     @property
     def device(self) -> torch.device:
@@ -71,6 +88,16 @@ class Wav2Tok(nn.Module):
         z = self.encoder(feats, frame_lengths)  # (B, T, E)
         h = F.normalize(self.proj(z), dim=-1)  # (B, T, D)
         return h * frame_mask(frame_lengths, h.shape[1])[..., None], frame_lengths
+
+    @torch.no_grad()
+    def assign(self, waves: torch.Tensor, lengths: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """Frame tokens ``(B, T)`` that the M-step trains towards: the teacher's (recomputed on these
+        waves) or, with ``targets="online"``, the argmax of the model's own vectors ``h`` ``(B, T, D)``."""
+        if not hasattr(self, "teacher"):
+            return self.logits(h).argmax(dim=-1)
+        feats, frame_lengths = self.features(waves, lengths)
+        z = self.teacher["encoder"](feats, frame_lengths)
+        return self.logits(F.normalize(self.teacher["proj"](z), dim=-1)).argmax(dim=-1)
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """Unit frame vectors ``(B, T, D)`` -> token logits cos(h, e_k) / temp ``(B, T, K)``."""
@@ -99,7 +126,7 @@ class Wav2Tok(nn.Module):
         h_p, n_p = self.encode(*batch["positive"])
         lp_a = self.logits(h_a).log_softmax(dim=-1)  # (B, Ta, K)
         lp_p = self.logits(h_p).log_softmax(dim=-1)  # (B, Tp, K)
-        tok_a, tok_p = lp_a.detach().argmax(dim=-1), lp_p.detach().argmax(dim=-1)  # (B, T)
+        tok_a, tok_p = self.assign(*batch["anchor"], h_a), self.assign(*batch["positive"], h_p)  # (B, T)
         str_a, len_a = collapse_batch(tok_a, n_a)  # (B, Sa), targets are detached
         str_p, len_p = collapse_batch(tok_p, n_p)
         nll_xy, ok_xy = ctc_likelihood(lp_a, n_a, str_p, len_p)  # X -> T~'

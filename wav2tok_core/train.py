@@ -35,6 +35,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     "use_cosine": ("model", "use_cosine"), "temp": ("model", "temp"), "alpha": ("model", "alpha"),
     "beta": ("model", "beta"), "triplet_margin": ("model", "triplet_margin"), "nhead": ("model", "nhead"),
     "diversity": ("model", "diversity"), "diversity_per_clip": ("model", "diversity_per_clip"),
+    "targets": ("model", "targets"),
     "input_dim": ("run", "input_dim"),
     # features
     "sr": ("features", "sr"), "features": ("features", "kind"), "n_fft": ("features", "n_fft"),
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     flag("train_steps", type=optional_int)
     flag("load_model_epochid", type=optional_int)
     flag("features", choices=["stft", "logmel", "mfcc"], help="frame features (default mfcc)")
+    flag("targets", choices=["teacher", "online"], help="M-step tokens from the E-step's frozen model or the live one")
     for name in ("device", "name", "save_dir", "load_dir"):
         flag(name)
     for name in ("use_cosine", "diversity_per_clip", "is_dict", "is_triplet", "is_single", "is_pairwise", "apply_augmentation",
