@@ -14,14 +14,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[notebooks,dev]"
 	touch $(STAMP)
 
-run: $(STAMP)  ## the main job on the built-in data
-	$(PY) -m wav2tok_core.demo --out runs/demo
+run: $(STAMP)  ## the main job: notebooks 01-05 on the built-in melody set (outputs in runs/default)
+	$(PY) -m wav2tok_core.pipeline --params notebooks/params/default.yaml --run_dir runs/default
 
 test: $(STAMP)  ## the test suite
 	$(PY) -m pytest -q
 
 bench: $(STAMP)  ## speed benchmarks (print numbers)
 	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_search.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -153,3 +153,10 @@ def test_conflicting_or_bad_flags_are_named() -> None:
         DataConfig(subdata_split=0)
     with pytest.raises(ConfigError, match="augment.stretch_rate"):
         AugmentConfig(stretch_rate=(1.2, 0.9))
+
+
+@pytest.mark.parametrize("n", [1, 100, 256, 300])
+def test_augmentations_work_on_very_short_clips(n: int) -> None:
+    wave = 0.1 * torch.randn(n)
+    assert time_stretch(wave, 0.8).numel() == round(n / 0.8)
+    assert pitch_shift(wave, 3.0).numel() == n

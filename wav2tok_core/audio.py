@@ -12,6 +12,7 @@ import torch
 import torchaudio.transforms as T
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
+SILENCE_PEAK = 1e-5  # a clip whose peak is below this (-100 dBFS) carries nothing to tokenize
 
 
 class AudioError(ValueError):
@@ -19,13 +20,16 @@ class AudioError(ValueError):
 
 
 def check_wave(wave: torch.Tensor, name: str) -> torch.Tensor:
-    """Validate a mono waveform ``(N,)``: non-empty, finite."""
+    """Validate a mono waveform ``(N,)``: non-empty, finite, not silent."""
     if wave.ndim != 1:
         raise AudioError(f"{name}: expected a mono waveform of shape (N,), got {tuple(wave.shape)}")
     if wave.numel() == 0:
         raise AudioError(f"{name}: has zero samples")
     if not torch.isfinite(wave).all():
         raise AudioError(f"{name}: contains NaN or Inf samples")
+    peak = float(wave.abs().max())
+    if peak < SILENCE_PEAK:
+        raise AudioError(f"{name}: is silent (peak amplitude {peak:.1e})")
     return wave
 
 

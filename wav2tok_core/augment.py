@@ -48,7 +48,8 @@ def time_stretch(wave: torch.Tensor, rate: float) -> torch.Tensor:
     if abs(rate - 1.0) < 1e-6:
         return wave
     window = torch.hann_window(_N_FFT, device=wave.device)
-    spec = torch.stft(wave, _N_FFT, _HOP, window=window, return_complex=True)  # (F, T)
+    pad_mode = "reflect" if wave.numel() > _N_FFT // 2 else "constant"  # reflect needs half a window of audio
+    spec = torch.stft(wave, _N_FFT, _HOP, window=window, pad_mode=pad_mode, return_complex=True)  # (F, T)
     advance = torch.linspace(0, torch.pi * _HOP, spec.shape[0], device=wave.device)[:, None]
     stretched = AF.phase_vocoder(spec, rate, advance)
     length = max(1, round(wave.numel() / rate))

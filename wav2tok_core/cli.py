@@ -14,9 +14,13 @@ from typing import Callable, Sequence
 from tqdm.auto import tqdm
 
 from .audio import AUDIO_SUFFIXES, AudioError
+from .datasets.cli import register as register_datasets
+from .eval_cli import register as register_evaluation
 from .fileio import atomic_write
 from .manifest import read_manifest
 from .model import Wav2Tok, load_model
+from .pipeline import main as pipeline_main
+from .train import main as train_main
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[Path]:
@@ -101,15 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write JSON {items: [{path, tokens}], failed: [...]} here instead of printing")
     add_common(p)
     p.set_defaults(func=cmd_tokenize)
+    sub.add_parser("run", help="run the notebooks headlessly (see `wav2tok run --help`)", add_help=False)
+    register_datasets(sub)
+    register_evaluation(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
-        from .train import main as train_main
-
         return train_main(argv[1:])
+    if argv[:1] == ["run"]:
+        return pipeline_main(argv[1:])
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     return func(args)

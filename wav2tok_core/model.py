@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any, Iterator, Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from .features import FeatureExtractor, frame_mask
 from .fileio import atomic_write
 from .losses import (CosineSimilarity, LearnedSimilarity, ctc_likelihood, diversity_loss, matching_loss, prototypes,
                      triplet_loss)
-from .tokens import collapse_batch, unpad
+from .tokens import collapse, collapse_batch
 
 CHECKPOINT_FORMAT = "wav2tok-model"
 CHECKPOINT_VERSION = 1
@@ -174,42 +174,73 @@ class Wav2Tok(nn.Module):
             clips.append(wave)
         return clips
 
-    def _batches(self, clips: list[torch.Tensor], batch_size: int) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
-        """Length-sorted inference batches: yields (clip indices, h ``(B, T, D)``, frame counts ``(B,)``)."""
-        order = sorted(range(len(clips)), key=lambda i: clips[i].numel())
+    def _windows(self, clip: torch.Tensor, chunk_s: float, overlap_s: float) -> list[tuple[torch.Tensor, int, int]]:
+        """Split a long clip into overlapping windows: ``(wave, first kept frame, end kept frame)``.
+
+        Windows start on frame boundaries; each keeps its central frames (half the overlap is trimmed at
+        every inner edge), so the kept frames tile the clip's frames exactly once.
+        """
+        hop = self.config.features.hop_length
+        total = 1 + clip.numel() // hop
+        chunk_f = max(2, int(chunk_s * self.config.features.sr) // hop)
+        overlap_f = min(chunk_f - 1, max(0, int(overlap_s * self.config.features.sr) // hop))
+        if total <= chunk_f + 1:
+            return [(clip, 0, total)]
+        step_f = chunk_f - overlap_f
+        starts = list(range(0, total - overlap_f - 1, step_f))
+        windows = []
+        for j, start in enumerate(starts):
+            wave = clip[start * hop : (start + chunk_f) * hop]
+            frames = 1 + wave.numel() // hop
+            lo = 0 if j == 0 else overlap_f // 2
+            hi = frames if j == len(starts) - 1 else min(frames, step_f + overlap_f // 2)
+            windows.append((wave, lo, hi))
+        return windows
+
+    def _per_frame(self, clips: list[torch.Tensor], fn, batch_size: int, chunk_s: float,
+                   overlap_s: float = 2.0) -> list[torch.Tensor]:
+        """Apply ``fn``: h ``(B, T, D)`` -> ``(B, T, ...)`` to every clip; returns per-clip ``(T_i, ...)`` CPU tensors.
+
+        Clips are run in length-sorted batches in eval mode; clips longer than ``chunk_s`` seconds go in
+        overlapping windows whose outputs are stitched, so memory is bounded for any clip length.
+        """
+        pieces = [(i, *w) for i, clip in enumerate(clips) for w in self._windows(clip, chunk_s, overlap_s)]
+        order = sorted(range(len(pieces)), key=lambda p: pieces[p][1].numel())
+        outputs: list[torch.Tensor | None] = [None] * len(pieces)
         was_training = self.training
         self.eval()
         try:
             with torch.inference_mode():
                 for start in range(0, len(order), batch_size):
                     idx = order[start : start + batch_size]
-                    waves, lengths = pad_batch([clips[i] for i in idx])
+                    waves, lengths = pad_batch([pieces[p][1] for p in idx])
                     h, frames = self.encode(waves.to(self.device), lengths.to(self.device))
-                    yield idx, h, frames
+                    for p, out in zip(idx, fn(h).cpu()):
+                        outputs[p] = out[pieces[p][2] : pieces[p][3]]
         finally:
             self.train(was_training)
+        per_clip: list[list[torch.Tensor]] = [[] for _ in clips]
+        for (i, *_), out in zip(pieces, outputs):
+            per_clip[i].append(out)
+        return [torch.cat(parts) for parts in per_clip]
 
-    def _per_clip(self, clips: list[torch.Tensor], batch_size: int, fn) -> list[Any]:
-        out: list[Any] = [None] * len(clips)
-        for idx, h, frames in self._batches(clips, batch_size):
-            for i, value in zip(idx, fn(h, frames)):
-                out[i] = value
-        return out
-
-    def embed(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32) -> list[torch.Tensor]:
+    def embed(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32,
+              chunk_s: float = 60.0) -> list[torch.Tensor]:
         """Unit frame vectors per clip: list of ``(T_i, D)`` CPU tensors."""
-        return self._per_clip(self.load_clips(audio, sr), batch_size,
-                              lambda h, n: [x[:t].cpu() for x, t in zip(h, n.tolist())])
+        return self._per_frame(self.load_clips(audio, sr), lambda h: h, batch_size, chunk_s)
 
-    def frame_tokens(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32) -> list[torch.Tensor]:
+    def frame_tokens(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32,
+                     chunk_s: float = 60.0) -> list[torch.Tensor]:
         """Frame-level token ids per clip (before collapsing): list of ``(T_i,)`` int64 CPU tensors."""
-        return self._per_clip(self.load_clips(audio, sr), batch_size,
-                              lambda h, n: [x[:t].cpu() for x, t in zip(self.logits(h).argmax(-1), n.tolist())])
+        return self._per_frame(self.load_clips(audio, sr), lambda h: self.logits(h).argmax(-1), batch_size, chunk_s)
 
-    def tokenize(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32) -> list[list[int]]:
-        """Token strings (consecutive repeats collapsed) per clip, ids in [0, K)."""
-        return self._per_clip(self.load_clips(audio, sr), batch_size,
-                              lambda h, n: unpad(*collapse_batch(self.logits(h).argmax(-1), n)))
+    def tokenize(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32,
+                 chunk_s: float = 60.0) -> list[list[int]]:
+        """Token strings (consecutive repeats collapsed) per clip, ids in [0, K).
+
+        Clips longer than ``chunk_s`` seconds are tokenized in overlapping windows joined frame by frame.
+        """
+        return [collapse(t.tolist()) for t in self.frame_tokens(audio, sr, batch_size, chunk_s)]
 
     # ----------------------------------------------------------------- persistence
     def checkpoint(self) -> dict[str, Any]:

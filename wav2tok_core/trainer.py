@@ -166,6 +166,7 @@ class Trainer:
         self.stopper = EarlyStopping(self.monitor[1], config.patience)
         self.bad_steps = 0
         self.history: list[dict[str, Any]] = []  # epoch records, also in metrics.jsonl
+        self.step_records: list[dict[str, Any]] = []  # logged step records, also in metrics.jsonl
         if config.load_dir:
             self.load_checkpoint(resolve_load_path(config))
         if config.epoch_start:
@@ -222,6 +223,7 @@ class Trainer:
         records = [json.loads(ln) for ln in self.log_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
         keep = [r for r in records if r.get("step", 0) <= self.step]
         self.history = [r for r in keep if r.get("kind") == "epoch"]
+        self.step_records = [r for r in keep if r.get("kind") == "step"]
         with atomic_write(self.log_path, "w", encoding="utf-8") as fh:
             fh.write("".join(json.dumps(r) + "\n" for r in keep))
 
@@ -273,7 +275,9 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + v
             logs["lr"] = self.scheduler.get_last_lr()[0]
             if self.step % self.config.log_every == 0:
-                self._log({"kind": "step", "step": self.step, "epoch": self.epoch + 1, **logs})
+                record = {"kind": "step", "step": self.step, "epoch": self.epoch + 1, **logs}
+                self.step_records.append(record)
+                self._log(record)
             bar.set_postfix(loss=f"{logs['loss/total']:.3f}")
             for cb in self.callbacks:
                 cb.on_step_end(self, logs)

@@ -1,0 +1,346 @@
+"""The evaluation protocol, its reports, spotting evaluation and the index / search / evaluate commands.
+
+Data: tone clips with class-specific pitch contours (conftest.tone_clip), 3 classes x 4 test clips from
+two speakers plus 3 x 3 train clips, written as WAV files with a manifest. The model is an untrained tiny
+one whose codebook comes from one E-step: usable, not good.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import tone_clip
+
+from wav2tok_core.clustering import e_step
+from wav2tok_core.config import ConfigError, ModelConfig
+from wav2tok_core.eval_cli import register
+from wav2tok_core.evaluate import (
+    METHODS,
+    Condition,
+    EvalClip,
+    EvalConfig,
+    EvalError,
+    evaluate,
+    evaluate_spotting,
+    judgements,
+    protocol_sides,
+)
+from wav2tok_core.manifest import ManifestItem, write_manifest
+from wav2tok_core.metrics import TrueSpan
+from wav2tok_core.model import Wav2Tok
+from wav2tok_core.spotting_data import make_spotting_set
+
+SR = 16000
+CLASSES = 3
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict:
+    """{"root", "test": [items], "train": [items], "manifest": path, "model": Wav2Tok, "model_path": path}."""
+    root = tmp_path_factory.mktemp("eval")
+    items = []
+    for split, takes in (("train", range(3)), ("test", range(3, 7))):
+        for k in range(CLASSES):
+            for take in takes:
+                path = root / "clips" / f"c{k}_{take}.wav"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(path, tone_clip(k, take), SR)
+                items.append(ManifestItem(path, f"c{k}", f"s{take % 2}", split))
+    write_manifest(items, root / "manifest.json")
+    torch.manual_seed(0)
+    model = Wav2Tok(ModelConfig(emb_dim=16, num_tokens=8, num_layers=1))
+    train = [it for it in items if it.split == "train"]
+    e_step(model, model.load_clips([it.path for it in train]))
+    model.eval()
+    model.save(root / "model.pt")
+    return {"root": root, "test": [it for it in items if it.split == "test"], "train": train,
+            "manifest": root / "manifest.json", "model": model, "model_path": root / "model.pt"}
+
+
+class Oracle:
+    """Scores 1 for the same label, 0 otherwise (``sign=-1``: the reverse). Records what it was asked to encode."""
+
+    unit = "tokens"
+
+    def __init__(self, name: str = "oracle", sign: float = 1.0) -> None:
+        self.name, self.sign = name, sign
+        self.calls: list[list[EvalClip]] = []
+
+    def encode(self, clips):
+        self.calls.append(list(clips))
+        return [c.item.label for c in clips]
+
+    def score(self, queries, database):
+        same = np.array(queries, dtype=object)[:, None] == np.array(database, dtype=object)[None, :]
+        return self.sign * same.astype(float)
+
+    def length(self, rep):
+        return 1
+
+    def nbytes(self, reps):
+        return len(reps)
+
+
+def run_oracles(data: dict, items_test=None, **config) -> tuple:
+    oracle, anti = Oracle(), Oracle("anti", -1.0)
+    config.setdefault("methods", ("wav2tok",))
+    result = evaluate(data["model"], items_test or data["test"], data["train"], EvalConfig(**config), [oracle, anti])
+    return result, oracle, anti
+
+
+# ------------------------------------------------------------------------------------------------ ranking
+
+def test_perfect_scorer_gets_mrr_one_and_reversed_scorer_the_worst_ranks(data) -> None:
+    result, _, _ = run_oracles(data, conditions=("vanilla", "stretch0.8", "shift+3"))
+    for condition in ("vanilla", "stretch0.8", "shift+3"):
+        cell = result.cell("oracle", condition)
+        assert (cell.mrr, cell.map, cell.hit_at[1], cell.hit_at[5]) == (1.0, 1.0, 1.0, 1.0)
+        assert (cell.n_queries, cell.n_evaluated) == (12, 12)
+        # 11 other clips, 3 relevant: the reversed scorer ranks them 9th, 10th and 11th
+        worst = result.cell("anti", condition)
+        assert worst.mrr == pytest.approx(1 / 9)
+        assert worst.map == pytest.approx((1 / 9 + 2 / 10 + 3 / 11) / 3)
+        assert worst.hit_at[5] == 0.0
+
+
+def test_query_itself_is_excluded_from_its_ranking(data) -> None:
+    relevant, excluded = judgements([it for it in data["test"]], data["test"], cross_speaker=False)
+    assert np.array_equal(excluded, np.eye(12, dtype=bool))
+    assert relevant.sum() == 12 * 4
+
+
+def test_cross_speaker_excludes_every_same_speaker_entry(data) -> None:
+    relevant, excluded = judgements(data["test"], data["test"], cross_speaker=True)
+    speakers = np.array([it.speaker for it in data["test"]])
+    assert np.array_equal(excluded, speakers[:, None] == speakers[None, :])
+    # every class holds both speakers: still evaluated, still perfect for the oracle
+    result, _, _ = run_oracles(data, conditions=("vanilla",), cross_speaker=True)
+    assert (result.cell("oracle", "vanilla").n_evaluated, result.cell("oracle", "vanilla").mrr) == (12, 1.0)
+
+
+def test_query_whose_only_relevant_items_share_its_speaker_counts_as_without_relevant(data) -> None:
+    one_speaker_per_class = [ManifestItem(it.path, it.label, f"spk-{it.label}", it.split) for it in data["test"]]
+    open_result, _, _ = run_oracles(data, one_speaker_per_class, conditions=("vanilla",))
+    assert open_result.cell("oracle", "vanilla").n_evaluated == 12
+    result, _, _ = run_oracles(data, one_speaker_per_class, conditions=("vanilla",), cross_speaker=True)
+    cell = result.cell("oracle", "vanilla")
+    assert (cell.n_evaluated, cell.n_without_relevant) == (0, 12)
+    assert math.isnan(cell.mrr)
+    report = result.to_dict()
+    assert next(c for c in report["cells"] if c["method"] == "oracle")["mrr"] is None
+    json.dumps(report, allow_nan=False)  # strict JSON: no NaN
+
+
+def test_query_vs_targets_searches_targets_only(data) -> None:
+    with_roles = [ManifestItem(it.path, it.label, it.speaker, it.split, {"role": "target" if i % 4 == 0 else "query"})
+                  for i, it in enumerate(data["test"])]
+    result, oracle, _ = run_oracles(data, with_roles, conditions=("vanilla",), protocol="query_vs_targets")
+    assert (result.n_queries, result.n_database) == (9, 3)
+    cell = result.cell("oracle", "vanilla")
+    assert (cell.mrr, cell.n_evaluated) == (1.0, 9)
+    assert [c.item.meta["role"] for c in oracle.calls[1]] == ["target"] * 3  # the database side
+    assert [c.item.meta["role"] for c in oracle.calls[2]] == ["query"] * 9  # vanilla queries are encoded
+
+
+def test_max_queries_keeps_an_evenly_spaced_subset(data) -> None:
+    clips = [EvalClip(it, torch.zeros(1)) for it in data["test"]]
+    queries, database = protocol_sides(clips, "query_by_example", max_queries=3)
+    assert queries == [0, 6, 11] and database == list(range(12))
+    with pytest.raises(EvalError, match="query_vs_targets"):
+        protocol_sides(clips, "query_vs_targets")
+
+
+# ------------------------------------------------------------------------------------------------ conditions
+
+def spectral_centroid(wave: torch.Tensor, below_hz: float = 2000.0) -> float:
+    """Power-weighted mean frequency under ``below_hz`` (the tones' band, above most of the noise)."""
+    power = np.abs(np.fft.rfft(wave.numpy())) ** 2
+    freqs = np.fft.rfftfreq(wave.numel(), 1 / SR)
+    keep = freqs < below_hz
+    return float((power[keep] * freqs[keep]).sum() / power[keep].sum())
+
+
+def test_conditions_transform_queries_and_never_the_database(data) -> None:
+    conditions = ("vanilla", "stretch0.8", "stretch1.25", "shift+3")
+    _, oracle, _ = run_oracles(data, conditions=conditions)
+    warm_up, database, *per_condition = oracle.calls
+    assert len(warm_up) == 1 and len(per_condition) == 3  # vanilla queries reuse the database encoding
+    original = {c.item.path: c.wave for c in database}
+    assert all(torch.equal(c.wave, data["model"].load_clips([c.item.path])[0]) for c in database)
+    slow, fast, shifted = per_condition
+    for clip in slow:
+        assert clip.wave.numel() == round(original[clip.item.path].numel() * 1.25)
+    for clip in fast:
+        assert clip.wave.numel() == round(original[clip.item.path].numel() / 1.25)
+    for clip in shifted:
+        before = original[clip.item.path]
+        assert clip.wave.numel() == before.numel()
+        semitones = 12 * np.log2(spectral_centroid(clip.wave) / spectral_centroid(before))
+        assert 1.5 < semitones < 4.5  # shift+3 raised the pitch (the vocoder is not exact on gliding tones)
+
+
+@pytest.mark.parametrize("name, kind, value", [("vanilla", "vanilla", 0.0), ("stretch0.8", "stretch", 0.8),
+                                               ("stretch1.25", "stretch", 1.25), ("shift-3", "shift", -3.0),
+                                               ("shift+2.5", "shift", 2.5)])
+def test_condition_names_parse(name: str, kind: str, value: float) -> None:
+    assert Condition.parse(name) == Condition(name, kind, value)
+
+
+@pytest.mark.parametrize("bad", [{"conditions": ("stretch0",)}, {"conditions": ("louder",)},
+                                 {"conditions": ("shift",)}, {"methods": ("dtw-stft",)}, {"protocol": "pairs"},
+                                 {"methods": ()}, {"ks": (0,)}])
+def test_bad_config_is_refused(bad: dict) -> None:
+    with pytest.raises(ConfigError):
+        EvalConfig(**bad)
+
+
+# ------------------------------------------------------------------------------------------------ reports
+
+def test_reports_hold_every_method_and_condition(data, tmp_path) -> None:
+    config = EvalConfig(methods=METHODS)
+    result = evaluate(data["model"], data["test"], data["train"], config)
+    result.save(tmp_path / "r.json", tmp_path / "r.md")
+    report = json.loads((tmp_path / "r.json").read_text())
+    markdown = (tmp_path / "r.md").read_text()
+    assert {(c["method"], c["condition"]) for c in report["cells"]} == {(m, c) for m in METHODS
+                                                                      for c in config.conditions}
+    assert set(report["summary"]) == set(report["costs"]) == set(METHODS)
+    for method in METHODS:
+        assert set(report["summary"][method]["mrr"]) == {"vanilla", "stretched", "shifted"}
+        assert f"| {method} | " in markdown
+        for condition in config.conditions:
+            assert f"| {method} | {condition} | " in markdown
+    groups = result.group_mrr("wav2tok")
+    cells = {c: result.cell("wav2tok", c).mrr for c in config.conditions}
+    assert groups["stretched"] == pytest.approx((cells["stretch0.8"] + cells["stretch1.25"]) / 2)
+    assert groups["shifted"] == pytest.approx((cells["shift-3"] + cells["shift+3"]) / 2)
+    assert result.speedup("dtw-mfcc") == pytest.approx(1.0)
+
+
+def test_costs_count_tokens_and_feature_bytes(data) -> None:
+    result = evaluate(data["model"], data["test"], data["train"],
+                      EvalConfig(methods=("wav2tok", "dtw-mfcc"), conditions=("vanilla",)))
+    tokens = data["model"].tokenize([it.path for it in data["test"]])
+    audio_s = sum(sf.info(str(it.path)).frames for it in data["test"]) / SR
+    wav2tok, dtw = result.costs["wav2tok"], result.costs["dtw-mfcc"]
+    assert wav2tok.index_bytes == sum(map(len, tokens))  # 8 tokens: one byte each
+    assert wav2tok.units_per_s == pytest.approx(sum(map(len, tokens)) / audio_s)
+    assert dtw.index_bytes == pytest.approx(dtw.units_per_s * audio_s * 39 * 4)  # float32 MFCC + deltas
+    assert dtw.units_per_s == pytest.approx(dtw.frames_per_s) and wav2tok.compression > 1.0
+    assert wav2tok.search_ms_per_query > 0 and wav2tok.encode_ms_per_audio_s > 0
+
+
+def test_unreadable_file_is_skipped_and_listed(data, tmp_path) -> None:
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"not audio at all")
+    items = [*data["test"], ManifestItem(bad, "c0", "s0", "test")]
+    result, _, _ = run_oracles(data, items, conditions=("vanilla",))
+    assert result.n_database == 12
+    assert [s["path"] for s in result.skipped] == [str(bad)]
+    assert "broken.wav" in result.to_markdown()
+
+
+def test_baselines_need_train_clips(data) -> None:
+    with pytest.raises(EvalError, match="train"):
+        evaluate(data["model"], data["test"], [], EvalConfig(methods=("vq-mfcc",), conditions=("vanilla",)))
+
+
+# ------------------------------------------------------------------------------------------------ spotting
+
+def test_spotting_set_places_clips_at_their_spans(data, tmp_path) -> None:
+    bad = tmp_path / "missing.wav"
+    spotting = make_spotting_set([*data["test"], ManifestItem(bad, "c1")], n_recordings=4, per_recording=3, seed=1)
+    assert [s["path"] for s in spotting.skipped] == [str(bad)]
+    assert len(spotting.segments) == 12
+    for rid, recording in spotting.recordings.items():
+        segments = [s for s in spotting.segments if s.recording_id == rid]
+        assert len({s.label for s in segments}) == 3
+        silence = np.ones(recording.size, dtype=bool)
+        for seg in segments:
+            start, end = round(seg.start_s * SR), round(seg.end_s * SR)
+            assert np.allclose(recording[start:end], sf.read(seg.path, dtype="float32")[0])
+            silence[start:end] = False
+        assert not recording[silence].any()
+    truths = spotting.truths({"q": "c2"})
+    assert len(truths) == 4 and all(t.query_id == "q" for t in truths)
+
+
+def test_spotting_exact_copies_are_found_by_both_methods(data) -> None:
+    chosen = [data["test"][k * 4] for k in range(CLASSES)]  # one clip of each class
+    recordings = {f"r{i}": it.path for i, it in enumerate(chosen)}
+    queries = {f"q{i}": it.path for i, it in enumerate(chosen)}
+    truths = [TrueSpan(f"q{i}", f"r{i}", 0.0, sf.info(str(it.path)).duration) for i, it in enumerate(chosen)]
+    result = evaluate_spotting(data["model"], queries, {**recordings, "bad": "/nonexistent.wav"}, truths)
+    assert result.n_recordings == 3 and [s["path"] for s in result.skipped] == ["/nonexistent.wav"]
+    for method in ("wav2tok", "sdtw-mfcc"):
+        assert result.curves[method].best()[1] == pytest.approx(1.0)
+    report = result.to_dict()
+    assert report["methods"]["wav2tok"]["best_f1"] == pytest.approx(1.0)
+    assert "sdtw-mfcc" in result.to_markdown()
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+def run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="wav2tok")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args([str(a) for a in argv])
+    return args.func(args)
+
+
+def test_index_then_search_finds_the_query_itself_first(data, tmp_path, capsys) -> None:
+    index = tmp_path / "index.npz"
+    assert run_cli("index", "--model", data["model_path"], data["manifest"], "--split", "test", "--out", index,
+                   "--device", "cpu") == 0
+    tokens = data["model"].tokenize([it.path for it in data["test"]])
+    strings = [tuple(t) for t in tokens]
+    query = next(it for it, s in zip(data["test"], strings) if strings.count(s) == 1)  # no tie at score 1
+    out = tmp_path / "hits.json"
+    assert run_cli("search", "--index", index, "--model", data["model_path"], query.path, "--k", "5",
+                   "--json", out, "--device", "cpu") == 0
+    hits = json.loads(out.read_text())["results"][0]["hits"]
+    assert len(hits) == 5
+    assert (hits[0]["rank"], hits[0]["id"], hits[0]["path"]) == (1, str(query.path), str(query.path))
+    assert (hits[0]["score"], hits[0]["label"], hits[0]["speaker"]) == (pytest.approx(1.0), query.label, query.speaker)
+    assert str(query.path) in capsys.readouterr().out
+
+
+def test_index_reports_a_bad_file_and_strict_fails(data, tmp_path, capsys) -> None:
+    bad = tmp_path / "empty.wav"
+    bad.write_bytes(b"")
+    index = tmp_path / "index.npz"
+    args = ["index", "--model", data["model_path"], data["manifest"], bad, "--split", "test", "--out", index,
+            "--device", "cpu"]
+    assert run_cli(*args) == 0
+    assert "empty.wav" in capsys.readouterr().err
+    assert run_cli(*args, "--strict") == 1
+    assert run_cli("search", "--index", tmp_path / "nope.npz", "--model", data["model_path"], bad) == 2
+
+
+def test_evaluate_command_writes_both_reports(data, tmp_path, capsys) -> None:
+    out, md = tmp_path / "res.json", tmp_path / "res.md"
+    assert run_cli("evaluate", "--model", data["model_path"], "--manifest", data["manifest"], "--methods", "wav2tok",
+                   "dtw-mfcc", "--conditions", "vanilla", "shift+3", "--max_queries", "6", "--out", out,
+                   "--markdown", md, "--device", "cpu") == 0
+    report = json.loads(out.read_text())
+    assert report["n_queries"] == 6 and report["config"]["protocol"] == "query_by_example"
+    assert len(report["cells"]) == 4 and "| dtw-mfcc | shift+3 |" in md.read_text()
+    assert "MRR vanilla" in capsys.readouterr().out
+    assert run_cli("evaluate", "--model", data["model_path"], "--manifest", data["manifest"], "--conditions",
+                   "louder", "--out", out) == 2
+
+
+def test_interpolated_precision_on_a_hand_case() -> None:
+    from wav2tok_core.evaluate import interpolated_precision
+
+    ranked = np.array([[True, False, True, False], [False, True, False, False]])
+    # query 0: P=1 at R=0.5, P=2/3 at R=1; query 1: P=1/2 at R=1
+    curve = interpolated_precision(ranked)
+    assert curve[0] == pytest.approx((1 + 0.5) / 2) and curve[5] == pytest.approx((1 + 0.5) / 2)
+    assert curve[6] == pytest.approx((2 / 3 + 0.5) / 2) and curve[10] == pytest.approx((2 / 3 + 0.5) / 2)

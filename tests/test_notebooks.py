@@ -1,0 +1,63 @@
+"""The numbered notebooks: clean in git, parameterised for papermill, and runnable end to end."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+from wav2tok_core.pipeline import NOTEBOOK_DIR, NOTEBOOKS, run_pipeline
+
+CI_PARAMS = NOTEBOOK_DIR / "params" / "ci.yaml"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_is_committed_without_outputs(name: str) -> None:
+    book = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    for cell in book.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{name} has outputs: clear them"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_parameters_are_typed_and_commented(name: str) -> None:
+    params = pm.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb"))
+    assert "run_dir" in params
+    for spec in params.values():
+        assert spec["inferred_type_name"] != "None" and spec["help"], f"{name}: {spec['name']} needs a type and comment"
+
+
+def read(run: Path, stage: str) -> dict:
+    return json.loads((run / stage / "results.json").read_text())
+
+
+def test_all_notebooks_run_headlessly_and_record_results(tmp_path) -> None:
+    run = tmp_path / "run"
+    timings = run_pipeline(CI_PARAMS, run)
+    assert list(timings) == list(NOTEBOOKS)
+    assert {p.name for p in (run / "notebooks").glob("*.ipynb")} == {f"{n}.ipynb" for n in NOTEBOOKS}
+
+    data = read(run, "01_data")
+    assert data["summary"]["n_items"] == 12 * (1 + 3) and not data["summary"]["unreadable"]
+    assert (run / "01_data" / "manifest.json").is_file() and (run / "01_data" / "melodies.bin").is_file()
+
+    train = read(run, "02_train")
+    assert train["epochs"] == 2 and train["steps"] > 0 and Path(train["model"]).is_file()
+    assert 0.0 <= train["best_val_mrr"] <= 1.0
+    assert {"train/loss", "train/matching", "train/ctc_xy", "val/mrr"} <= set(train["history"][-1])
+
+    codebook = read(run, "03_codebook")
+    assert 1.0 <= codebook["perplexity"] <= 16 and codebook["tokens_per_clip"] >= 1
+    assert {"umap_by_token.png", "umap_by_class.png", "token_usage.png"} <= set(codebook["figures"])
+
+    evaluation = read(run, "04_eval")
+    for method in ("wav2tok", "dtw-mfcc"):
+        assert 0.0 < evaluation["summary"][method]["mrr"]["vanilla"] <= 1.0
+    assert (run / "04_eval" / "results.md").is_file()
+
+    inspector = read(run, "05_inspector")
+    assert inspector["tokens"] and len(inspector["neighbours"]) == 3
+    for png in ("01_data/durations.png", "02_train/training_curves.png", "05_inspector/inspector_static.png"):
+        assert (run / png).stat().st_size > 10_000, png

@@ -1,0 +1,182 @@
+"""Bad input gets a clear error naming the culprit; batch jobs skip and report; killed runs resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wav2tok_core.audio import AudioError, load_audio
+from wav2tok_core.cli import main as cli_main
+from wav2tok_core.clustering import e_step
+from wav2tok_core.config import ConfigError, ModelConfig
+from wav2tok_core.formats import write_reference_bin
+from wav2tok_core.model import Wav2Tok
+from wav2tok_core.train import parse_args
+
+from conftest import REPO, tone_clip
+
+
+@pytest.fixture(scope="module")
+def model() -> Wav2Tok:
+    torch.manual_seed(0)
+    m = Wav2Tok(ModelConfig(emb_dim=16, num_tokens=8, num_layers=1))
+    e_step(m, [torch.from_numpy(tone_clip(k, 0)) for k in range(3)])
+    return m
+
+
+def write_wav(path, data, sr=16000, subtype=None):
+    sf.write(path, data, sr, subtype=subtype)
+    return path
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: p, "file does not exist"),
+    (lambda p: (p.write_bytes(b""), p)[1], "file is empty"),
+    (lambda p: write_wav(p, np.zeros(0, dtype="float32")), "has zero samples"),
+    (lambda p: (p.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt "), p)[1], "cannot be decoded"),
+    (lambda p: (p.write_text("id,name\n1,not audio\n"), p)[1], "cannot be decoded"),
+    (lambda p: write_wav(p, np.array([0.1, np.nan, 0.2] * 100, dtype="float32"), subtype="FLOAT"), "NaN or Inf"),
+    (lambda p: write_wav(p, np.array([0.1, np.inf, 0.2] * 100, dtype="float32"), subtype="FLOAT"), "NaN or Inf"),
+    (lambda p: write_wav(p, np.zeros(16000, dtype="float32")), "is silent"),
+], ids=["missing", "empty-file", "zero-samples", "truncated-header", "not-audio", "nan", "inf", "silence"])
+def test_bad_audio_gets_an_error_naming_the_file(tmp_path, make, message) -> None:
+    path = make(tmp_path / "bad.wav")
+    with pytest.raises(AudioError, match=f"bad.wav: .*({message})"):
+        load_audio(path, 16000)
+
+
+def test_truncated_data_still_loads_what_is_there(tmp_path) -> None:
+    path = write_wav(tmp_path / "cut.wav", tone_clip(0, 0))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    wave = load_audio(path, 16000)
+    assert 0 < wave.numel() < len(tone_clip(0, 0))
+
+
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
+@pytest.mark.parametrize("sr", [8000, 11025, 22050, 44100, 48000])
+def test_every_sample_format_and_rate_loads(tmp_path, subtype, sr, model) -> None:
+    n = sr // 2
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(n) / sr)).astype("float32")
+    path = write_wav(tmp_path / "x.wav", np.stack([tone, tone], axis=1), sr, subtype)  # stereo too
+    wave = load_audio(path, 16000)
+    assert abs(wave.numel() - 8000) <= 1 and wave.abs().max() == pytest.approx(0.5, abs=0.03)
+    assert model.tokenize([path])[0]
+
+
+def test_too_short_clip_is_named(model) -> None:
+    with pytest.raises(AudioError, match="clip 0: 100 samples .* shorter than one frame"):
+        model.tokenize([0.1 * np.random.randn(100)])
+
+
+def test_long_recording_is_tokenized_in_windows_without_seams(model) -> None:
+    long = torch.from_numpy(np.concatenate([tone_clip(k % 3, k) for k in range(60)]))  # ~24 s
+    whole = model.frame_tokens([long], chunk_s=1000)[0]
+    windows = model.frame_tokens([long], chunk_s=4.0)[0]
+    assert windows.shape == whole.shape  # every frame exactly once
+    assert (windows == whole).float().mean() > 0.6  # same content, up to per-window normalisation
+    string = model.tokenize([long], chunk_s=4.0)[0]
+    assert all(a != b for a, b in zip(string, string[1:]))  # joins collapse like the rest
+
+
+def test_tokenize_command_skips_and_reports_bad_files(tmp_path, model, capsys) -> None:
+    checkpoint = model.save(tmp_path / "m.pt")
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    write_wav(folder / "good.wav", tone_clip(1, 1))
+    (folder / "broken.wav").write_bytes(b"garbage")
+    write_wav(folder / "quiet.wav", np.zeros(8000, dtype="float32"))
+    out = tmp_path / "tokens.json"
+    assert cli_main(["tokenize", str(folder), "--model", str(checkpoint), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [os.path.basename(r["path"]) for r in result["items"]] == ["good.wav"]
+    reasons = {os.path.basename(f["path"]): f["reason"] for f in result["failed"]}
+    assert "cannot be decoded" in reasons["broken.wav"] and "is silent" in reasons["quiet.wav"]
+    assert "broken.wav" in capsys.readouterr().err
+    assert cli_main(["tokenize", str(folder), "--model", str(checkpoint), "--strict"]) == 1
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(min_size=0, max_size=2048))
+def test_fuzz_random_bytes_never_escape_as_unhandled_errors(tmp_path, data) -> None:
+    path = tmp_path / "fuzz.wav"
+    path.write_bytes(data)
+    try:
+        wave = load_audio(path, 16000)
+    except AudioError:
+        return
+    assert wave.ndim == 1 and torch.isfinite(wave).all()
+
+
+arrays = st.one_of(
+    st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=0, max_size=3000),
+    st.integers(0, 4000).map(lambda n: np.random.default_rng(n).normal(size=n) * 10 ** np.random.default_rng(n).uniform(-8, 3)),
+    st.integers(1, 3).map(lambda c: np.random.default_rng(c).normal(size=(c, 2000))),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arrays, st.sampled_from([8000, 16000, 44100]))
+def test_fuzz_random_arrays_give_tokens_or_a_clear_error(model, array, sr) -> None:
+    try:
+        tokens = model.tokenize([np.asarray(array, dtype=np.float32)], sr=sr)[0]
+    except AudioError as err:
+        assert str(err).startswith("clip 0:")
+        return
+    assert tokens and all(0 <= t < 8 for t in tokens)
+
+
+@pytest.mark.parametrize("flag,value,field", [
+    ("--num_tokens", "1", "num_tokens"), ("--temp", "0", "temp"), ("--temp", "-1", "temp"),
+    ("--emb_dim", "7", "emb_dim"), ("--warmup", "1.5", "warmup"), ("--subdata_split", "0", "subdata_split"),
+    ("--clip_duration", "0", "clip_duration"), ("--cluster_split", "2", "cluster_split"), ("--sr", "100", "sr"),
+])
+def test_out_of_range_config_values_are_named(flag, value, field) -> None:
+    with pytest.raises(ConfigError, match=field):
+        parse_args(["--dataset", "x", flag, value])
+
+
+def test_unknown_config_file_key_is_named(tmp_path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("num_tokens: 10\nnum_tokenz: 5\n")
+    with pytest.raises(ConfigError, match="num_tokenz"):
+        parse_args(["--dataset", "x", "--config", str(path)])
+
+
+def test_a_killed_training_run_resumes_without_losing_finished_epochs(tiny_data, tmp_path) -> None:
+    binp = write_reference_bin(tiny_data["train"], tiny_data["test"], tmp_path / "tones.bin")
+    args = [sys.executable, "-m", "wav2tok_core.train", "--dataset", str(binp), "--is_dict", "True",
+            "--emb_dim", "16", "--num_tokens", "6", "--num_layers", "1", "--batch_size", "1", "--EPOCHS", "40",
+            "--patience", "0", "--iter_clust", "5", "--save_dir", str(tmp_path / "w"), "--name", "r",
+            "--progress", "False", "--threads", "1"]
+    run = tmp_path / "w" / "r"
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not (run / "last.pt").exists() or '"epoch": 2' not in (run / "metrics.jsonl").read_text():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "training never reached epoch 2"
+        time.sleep(0.2)
+    time.sleep(0.5)  # somewhere inside epoch 3
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(run / "last.pt", weights_only=True)  # the last good checkpoint is intact
+    assert saved["epoch"] >= 2
+    resumed = subprocess.run(args[:args.index("--EPOCHS") + 1] + [str(saved["epoch"] + 2)]
+                             + args[args.index("--EPOCHS") + 2:] + ["--load_dir", "r"],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    records = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r["epoch"] for r in records if r["kind"] == "epoch"]
+    assert epochs == list(range(1, saved["epoch"] + 3))  # nothing lost, nothing duplicated
+    steps = [r["step"] for r in records if r["kind"] == "epoch"]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)

@@ -1,0 +1,109 @@
+"""The reference command line: every flag reaches its config field; the run works end to end."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wav2tok_core.cli import main as cli_main
+from wav2tok_core.config import ConfigError
+from wav2tok_core.formats import write_reference_bin
+from wav2tok_core.train import FLAGS, RunSpec, main, parse_args, parse_bool
+
+# flag -> (command-line value, expected value); every entry of FLAGS must appear here
+VALUES = {
+    "use_transformer": ("True", True), "emb_dim": ("64", 64), "num_tokens": ("33", 33), "num_layers": ("3", 3),
+    "dropout": ("0.1", 0.1), "use_cosine": ("1", True), "temp": ("0.2", 0.2), "alpha": ("0.3", 0.3),
+    "beta": ("0.4", 0.4), "triplet_margin": ("0.7", 0.7), "nhead": ("8", 8), "diversity": ("0.5", 0.5),
+    "diversity_per_clip": ("False", False), "targets": ("online", "online"), "sr": ("8000", 8000),
+    "features": ("logmel", "logmel"), "n_fft": ("512", 512), "hop_length": ("128", 128), "n_mels": ("40", 40),
+    "is_dict": ("True", True), "is_triplet": ("true", True), "is_single": ("0", False),
+    "apply_augmentation": ("1", True), "same_length": ("True", True), "clip": ("True", True),
+    "clip_duration": ("1.5", 1.5), "sample_subdataset": ("True", True), "subdata_split": ("0.3", 0.3),
+    "aug_pitch": (["-2", "2"], (-2.0, 2.0)), "aug_stretch": (["0.8", "1.2"], (0.8, 1.2)),
+    "aug_noise_snr": (["5", "20"], (5.0, 20.0)), "aug_gain": (["-3", "3"], (-3.0, 3.0)),
+    "debug": ("1", True), "device": ("cpu", "cpu"), "cluster_split": ("0.5", 0.5), "iter_clust": ("77", 77),
+    "batch_size": ("9", 9), "EPOCHS": ("13", 13), "autosave": ("2", 2), "patience": ("3", 3),
+    "name": ("exp1", "exp1"), "epoch_start": ("4", 4), "learning_rate": ("0.01", 0.01),
+    "train_steps": ("500", 500), "warmup": ("0.2", 0.2), "save_dir": ("wdir", "wdir"), "load_dir": ("old", "old"),
+    "load_model_epochid": ("5", 5), "seed": ("11", 11), "num_workers": ("2", 2), "grad_clip": ("None", None),
+    "progress": ("False", False), "threads": ("1", 1), "input_dim": ("39", None), "is_pairwise": ("True", None),
+    "dataset": ("audios", "audios"), "bin_dir": ("splits", "splits"),
+}
+
+
+def field_of(spec: RunSpec, flag: str):
+    section, key = FLAGS[flag]
+    holder = {"model": spec.model, "features": spec.model.features, "data": spec.data,
+              "augment": spec.data.augment, "train": spec.train}.get(section)
+    return getattr(holder, key) if holder is not None else getattr(spec, key)
+
+
+def test_every_flag_has_a_test_value() -> None:
+    assert set(VALUES) == set(FLAGS)
+
+
+@pytest.mark.parametrize("flag", sorted(set(FLAGS) - {"input_dim", "is_pairwise", "is_single"}))
+def test_flag_reaches_its_config_field(flag: str) -> None:
+    text, expected = VALUES[flag]
+    argv = ["--dataset", "audios"] if flag != "dataset" else []
+    if flag == "nhead":
+        argv += ["--use_transformer", "True"]
+    argv += [f"--{flag}", *(text if isinstance(text, list) else [text])]
+    spec = parse_args(argv)
+    assert field_of(spec, flag) == pytest.approx(expected) if isinstance(expected, (float, tuple)) else \
+        field_of(spec, flag) == expected
+
+
+def test_is_single_and_is_pairwise() -> None:
+    assert parse_args(["--dataset", "a", "--is_single", "1"]).data.is_single
+    assert not parse_args(["--dataset", "a", "--is_pairwise", "True"]).data.is_single
+    with pytest.raises(ConfigError, match="is_pairwise False"):
+        parse_args(["--dataset", "a", "--is_pairwise", "False"])
+
+
+def test_input_dim_is_checked_against_the_features() -> None:
+    assert parse_args(["--dataset", "a", "--input_dim", "39"]).model.input_dim == 39
+    with pytest.raises(ConfigError, match="input_dim: 513 given, but features 'mfcc' give 39"):
+        parse_args(["--dataset", "a", "--input_dim", "513"])
+    assert parse_args(["--dataset", "a", "--features", "stft", "--input_dim", "513"]).model.input_dim == 513
+
+
+@pytest.mark.parametrize("text,value", [("True", True), ("False", False), ("1", True), ("0", False),
+                                        ("true", True), ("FALSE", False)])
+def test_boolean_spellings(text: str, value: bool) -> None:
+    assert parse_bool(text) is value
+    assert parse_args(["--dataset", "a", "--is_dict", text]).data.is_dict is value
+
+
+def test_bare_boolean_flag_means_true() -> None:
+    assert parse_args(["--dataset", "a", "--is_dict"]).data.is_dict
+
+
+def test_config_file_under_flags(tmp_path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("dataset: audios\nnum_tokens: 20\nis_dict: true\naug_pitch: [-1, 1]\nalpha: 0.05\n")
+    spec = parse_args(["--config", str(path), "--alpha", "0.2"])
+    assert spec.model.num_tokens == 20 and spec.data.is_dict and spec.data.augment.pitch_semitones == (-1.0, 1.0)
+    assert spec.model.alpha == 0.2  # the command line wins
+
+
+def test_reference_command_trains_end_to_end(tiny_data, tmp_path, monkeypatch) -> None:
+    # the reference layout: bin/audios.bin next to where the command runs
+    write_reference_bin(tiny_data["train"], tiny_data["test"], tmp_path / "bin" / "audios.bin")
+    monkeypatch.chdir(tmp_path)
+    argv = ["--dataset", "audios", "--is_dict", "True", "--apply_augmentation", "True", "--is_pairwise", "True",
+            "--debug", "1", "--emb_dim", "16", "--num_tokens", "6", "--num_layers", "1", "--batch_size", "4",
+            "--progress", "False"]
+    assert main(argv) == 0
+    run = tmp_path / "weights" / "TrialTok"
+    assert (run / "best.pt").is_file() and (run / "last.pt").is_file()
+    assert json.loads((run / "run_config.json").read_text())["data"]["apply_augmentation"] is True
+    assert cli_main(["train", *argv, "--name", "viaconsole"]) == 0
+    assert (tmp_path / "weights" / "viaconsole" / "last.pt").is_file()
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["--dataset", "nothere"]) == 2
+    assert "bin/nothere.bin" in capsys.readouterr().err

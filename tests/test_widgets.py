@@ -1,0 +1,64 @@
+"""Token inspector logic, alignment, and the figures it draws (no browser needed)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wav2tok_core.clustering import e_step
+from wav2tok_core.config import ModelConfig
+from wav2tok_core.formats import items_from_split
+from wav2tok_core.model import Wav2Tok
+from wav2tok_core.retrieval import TokenIndex
+from wav2tok_core.viz import token_segments
+from wav2tok_core.widgets import GAP, TokenInspector, align_tokens, inspector_widget
+
+
+@pytest.fixture
+def inspector(tiny_data) -> TokenInspector:
+    torch.manual_seed(0)
+    items = items_from_split(tiny_data["train"], "train")
+    model = Wav2Tok(ModelConfig(emb_dim=16, num_tokens=8, num_layers=1))
+    e_step(model, model.load_clips([it.path for it in items]))
+    index = TokenIndex()
+    index.add([str(it.path) for it in items], model.tokenize([it.path for it in items]),
+              [{"label": it.label} for it in items])
+    return TokenInspector(model, items, index, k=3)
+
+
+def test_alignment_rows_have_equal_length_and_mark_gaps() -> None:
+    a, b = align_tokens([1, 2, 3, 4], [1, 3, 4, 5])
+    assert len(a) == len(b)
+    assert [x for x in a if x != GAP] == ["1", "2", "3", "4"] and [x for x in b if x != GAP] == ["1", "3", "4", "5"]
+    assert align_tokens([7, 8], [7, 8]) == (["7", "8"], ["7", "8"])
+
+
+def test_token_segments_cover_the_frames() -> None:
+    assert token_segments([3, 3, 5, 5, 5, 3], 0.01) == [(3, 0.0, 0.02), (5, 0.02, pytest.approx(0.05)),
+                                                        (3, pytest.approx(0.05), pytest.approx(0.06))]
+
+
+def test_view_tokens_match_the_model_and_neighbours_exclude_the_clip(inspector) -> None:
+    view = inspector.view(2)
+    assert view.tokens == inspector.model.tokenize([view.item.path])[0]
+    assert len(view.frame_tokens) >= len(view.tokens)
+    assert len(view.neighbours) == 3
+    assert all(n.hit.id != str(view.item.path) for n in view.neighbours)
+    assert all(len(n.aligned_query) == len(n.aligned_match) for n in view.neighbours)
+
+
+def test_augmentation_changes_the_audio_and_the_tokens(inspector) -> None:
+    plain, stretched = inspector.view(0), inspector.view(0, stretch=0.8)
+    assert stretched.wave.numel() == pytest.approx(plain.wave.numel() / 0.8, abs=2)
+    assert len(stretched.frame_tokens) > len(plain.frame_tokens)
+    shifted = inspector.view(0, shift=4.0)
+    assert shifted.wave.numel() == plain.wave.numel() and not torch.equal(shifted.wave, plain.wave)
+
+
+def test_figure_html_and_widget_render_without_a_browser(inspector) -> None:
+    view = inspector.view(1)
+    fig = inspector.figure(view)
+    assert len(fig.axes) == 2
+    html = inspector.neighbours_html(view)
+    assert html.count("<tr>") == 2 * len(view.neighbours) and view.token_string in html
+    box = inspector_widget(inspector)
+    assert len(box.children) == 2
