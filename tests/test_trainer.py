@@ -149,3 +149,15 @@ def test_debug_limits_the_run(tiny_data, tmp_path) -> None:
 def test_device_auto_picks_what_is_available(tiny_data, tmp_path) -> None:
     trainer, _ = build_trainer(spec(tiny_data, tmp_path, device="auto"))
     assert trainer.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_same_seed_gives_the_same_trained_weights(tiny_data, tmp_path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        trainer, _ = build_trainer(spec(tiny_data, tmp_path / name, epochs=2, seed=5))
+        trainer.fit()
+        runs.append(weights(trainer))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    other, _ = build_trainer(spec(tiny_data, tmp_path / "c", epochs=2, seed=6))
+    other.fit()
+    assert not torch.equal(weights(other)["proj.weight"], runs[0]["proj.weight"])

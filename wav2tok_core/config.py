@@ -104,12 +104,12 @@ class ModelConfig:
     nhead: int = 4  # Transformer attention heads (emb_dim must divide by it)
     num_tokens: int = 50  # codebook size K (reference examples use 50)
     temp: float = 0.1  # logits = cos(h, e) / temp, also in the matching softmax
-    alpha: float = 0.1  # weight of the CTC likelihood term X -> tokens(X')
-    beta: float = 0.1  # weight of the CTC likelihood term X' -> tokens(X)
+    alpha: float = 0.01  # weight of the CTC likelihood term X -> tokens(X') (reference README; 0.1 collapses)
+    beta: float = 0.01  # weight of the CTC likelihood term X' -> tokens(X)
     use_cosine: bool = False  # matching loss scores prototypes by cosine instead of learned similarity
     triplet_margin: float = 1.0  # triplet mode: hinge margin, in nats per token (see losses.triplet_loss)
-    diversity: float = 0.1  # weight of the codebook-usage entropy term (not in the paper; 0 disables it):
-    #                         without it the M-step collapses every clip onto one token (see README)
+    diversity: float = 0.0  # weight of a codebook-usage entropy term (not in the paper; off by default): an
+    #                         alternative guard against collapse for targets="online" (see README)
     diversity_per_clip: bool = True  # entropy of each clip's token usage (True) or of the whole batch's
     targets: str = "teacher"  # who assigns tokens in the M-step: "teacher" (a frozen copy of the model
     #                           taken at each E-step, as in EM) or "online" (the model being trained, as in

@@ -81,16 +81,19 @@ def token_segments(frame_tokens: Sequence[int], hop_s: float) -> list[tuple[int,
 
 def tokens_over_spectrogram(wave: torch.Tensor, sr: int, frame_tokens: Sequence[int], hop_s: float,
                             num_tokens: int, title: str = "") -> Figure:
-    """Spectrogram with a coloured band of token segments (each labelled with its id) below it."""
+    """Spectrogram with a coloured band of token segments below it; segments wide enough to read carry
+    their token id, and thin white lines mark every token change on the spectrogram."""
     fig, (ax, band) = plt.subplots(2, 1, figsize=(9, 3.6), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
     spectrogram(wave, sr, ax, title)
     ax.set_xlabel("")
+    duration = wave.numel() / sr
     colors = token_colors(num_tokens)
     for token, start, end in token_segments(frame_tokens, hop_s):
-        band.axvspan(start, end, color=colors[token], alpha=0.9)
-        band.text((start + end) / 2, 0.5, str(token), ha="center", va="center", fontsize=7)
+        band.axvspan(start, min(end, duration), color=colors[token], alpha=0.9)
+        if end - start >= 0.03 * duration:
+            band.text((start + end) / 2, 0.5, str(token), ha="center", va="center", fontsize=7)
         ax.axvline(start, color="white", lw=0.4, alpha=0.5)
-    band.set(yticks=[], xlabel="time (s)", ylabel="tokens")
+    band.set(yticks=[], xlabel="time (s)", ylabel="tokens", xlim=(0, duration))
     fig.tight_layout()
     return fig
 
