@@ -111,7 +111,9 @@ def test_items_are_reproducible_per_epoch_and_change_across_epochs(tiny_data) ->
 def test_workers_give_the_same_batches(tiny_data) -> None:
     ds = make(tiny_data, split="list")
     batches = [next(iter(DataLoader(ds, batch_size=4, collate_fn=collate, num_workers=w))) for w in (0, 2)]
-    assert torch.equal(batches[0]["positive"][0], batches[1]["positive"][0])
+    # Workers run torch with one thread, so FFTs may differ in the last bits; a different random draw
+    # (stretch rate, pitch, noise) would differ by far more than this tolerance.
+    torch.testing.assert_close(batches[0]["positive"][0], batches[1]["positive"][0], rtol=1e-4, atol=1e-5)
 
 
 def test_single_clip_class_needs_augmentation(tiny_data) -> None:
