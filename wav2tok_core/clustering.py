@@ -4,6 +4,9 @@ Frame vectors live on the unit sphere and tokens are assigned by cosine, so k-me
 normalised vectors and the centroids are normalised: that is spherical k-means up to the centroid
 normalisation inside each Lloyd step. A previous codebook warm-starts the fit, so token ids stay stable
 from one E-step to the next.
+
+In a distributed run every process embeds its share of the chosen clips, the frames are gathered,
+rank 0 clusters them and broadcasts the codebook: every process ends with the same codebook.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
+from . import distributed
 from .trainer import Callback
 
 # Above this many frames the E-step uses MiniBatchKMeans (memory and time grow linearly, not per pass).
@@ -62,8 +66,14 @@ def fit_codebook(frames: np.ndarray | torch.Tensor, num_tokens: int, init: np.nd
 
 
 def collect_frames(model, clips: Sequence[torch.Tensor], batch_size: int = 32) -> torch.Tensor:
-    """Frame vectors of ``clips`` (waveforms at the model's rate) in eval mode, without gradients: ``(N, D)``."""
-    return torch.cat(model.embed(list(clips), batch_size=batch_size), dim=0)
+    """Frame vectors of ``clips`` (waveforms at the model's rate) in eval mode, without gradients: ``(N, D)``.
+
+    In a distributed run each process embeds every world_size-th clip and the result holds all ranks' frames.
+    """
+    ctx = distributed.context()
+    mine = list(clips)[ctx.rank :: ctx.world_size]
+    frames = torch.cat(model.embed(mine, batch_size=batch_size), dim=0) if mine else torch.empty(0, model.config.code_dim)
+    return torch.cat(distributed.all_gather_objects(frames), dim=0)
 
 
 def e_step(model, clips: Sequence[torch.Tensor], seed: int = 0, batch_size: int = 32) -> torch.Tensor:
@@ -72,9 +82,11 @@ def e_step(model, clips: Sequence[torch.Tensor], seed: int = 0, batch_size: int 
     """
     model.refresh_teacher()
     frames = collect_frames(model, clips, batch_size)
-    codebook = fit_codebook(frames, model.config.num_tokens, init=model.codebook, seed=seed)
-    model.set_codebook(codebook)
-    return codebook
+    codebook = model.codebook.detach().clone()
+    if distributed.context().is_main:
+        codebook = fit_codebook(frames, model.config.num_tokens, init=model.codebook, seed=seed).to(codebook)
+    model.set_codebook(distributed.broadcast_(codebook))
+    return model.codebook.detach().cpu()
 
 
 class EStep(Callback):

@@ -6,6 +6,10 @@
 safely); a path to a ``.bin``, ``.json`` or ``.csv`` manifest works too. ``X_test`` (or the manifest's
 ``val`` rows) is the validation set early stopping watches. ``--config run.yaml`` holds the same keys
 as the flags; flags given on the command line win.
+
+The same command trains on several processes or GPUs when started by torchrun (README, "Train on N GPUs"):
+
+    torchrun --nproc_per_node 4 -m wav2tok_core.train --dataset audios --is_dict True --batch_size 64
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import distributed
 from .augment import AugmentConfig
 from .clustering import EStep
 from .config import ConfigError, FeatureConfig, ModelConfig, load_config_file, to_dict
@@ -201,13 +206,14 @@ def _head(split: Split, n: int) -> Split:
 def build_trainer(spec: RunSpec, callbacks: Sequence = ()) -> tuple[Trainer, dict[str, Any]]:
     """Load data, build model and trainer; returns the trainer and a data report (failed files, counts)."""
     seed_everything(spec.train.seed)
+    ctx, _ = distributed.setup(spec.train.device)  # under torchrun: join the job before loading data
     sr = spec.model.features.sr
     train_split, val_split = load_splits(spec.dataset, spec.bin_dir, spec.data.is_dict)
     if spec.train.debug:
         train_split, val_split = _head(train_split, DEBUG_CLIPS), _head(val_split, DEBUG_CLIPS)
     train_paths, _ = _flatten(train_split)
     val_paths, val_labels = _flatten(val_split)
-    store = ClipStore.load(train_paths + val_paths, sr, progress=spec.train.progress)
+    store = ClipStore.load(train_paths + val_paths, sr, progress=spec.train.progress and ctx.is_main)
     dataset = PairDataset(train_split, store, spec.data, sr, seed=spec.train.seed)
     where = store.index()
     val_ok = [i for i, p in enumerate(val_paths) if p in where]
@@ -227,11 +233,13 @@ def build_trainer(spec: RunSpec, callbacks: Sequence = ()) -> tuple[Trainer, dic
 def run(spec: RunSpec, callbacks: Sequence = ()) -> Trainer:
     """Train as ``spec`` says; writes ``run_config.json`` and ``data_report.json`` to the run folder."""
     trainer, report = build_trainer(spec, callbacks)
-    write_json(trainer.run_dir / "run_config.json", {"model": to_dict(spec.model), "data": to_dict(spec.data),
-                                                     "train": to_dict(spec.train), "dataset": spec.dataset})
-    write_json(trainer.run_dir / "data_report.json", report)
-    for failed in report["failed"]:
-        print(f"skipped {failed['path']}: {failed['reason']}", file=sys.stderr)
+    if trainer.dist.is_main:
+        write_json(trainer.run_dir / "run_config.json", {"model": to_dict(spec.model), "data": to_dict(spec.data),
+                                                         "train": to_dict(spec.train), "dataset": spec.dataset,
+                                                         "world_size": trainer.dist.world_size})
+        write_json(trainer.run_dir / "data_report.json", report)
+        for failed in report["failed"]:
+            print(f"skipped {failed['path']}: {failed['reason']}", file=sys.stderr)
     trainer.fit()
     return trainer
 
@@ -243,6 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError, ValueError) as err:
         print(f"wav2tok train: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        distributed.cleanup()
+    if not trainer.dist.is_main:
+        return 0
     last = trainer.history[-1] if trainer.history else {}
     print(f"trained {trainer.epoch} epochs, {trainer.step} steps; run folder {trainer.run_dir}; "
           f"last epoch: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float)))

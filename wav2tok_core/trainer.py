@@ -7,6 +7,10 @@ It owns the optimisation loop, schedule, checkpoints, early stopping and logs; m
     {save_dir}/{name}/best.pt        best validation metric so far
     {save_dir}/{name}/epoch_{N}.pt   every ``autosave`` epochs
     {save_dir}/{name}/metrics.jsonl  one JSON record per logged step and per epoch
+
+Under ``torchrun`` the same Trainer runs DistributedDataParallel: ``batch_size`` stays the global batch
+(each of N processes takes batch_size / N items of it), gradients are averaged across processes, logged
+values are averaged across them, and only rank 0 evaluates, writes files and shows progress bars.
 """
 from __future__ import annotations
 
@@ -18,12 +22,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from . import distributed
 from .config import ConfigError, to_dict
 from .data import EpochSampler, PairDataset, collate
-from .device import resolve_device
 from .fileio import atomic_write
 from .model import Wav2Tok, model_from_checkpoint, read_checkpoint
 
@@ -36,7 +41,7 @@ class TrainConfig:
     """Optimisation and bookkeeping (reference flag names in comments where they differ)."""
 
     epochs: int = 100  # --EPOCHS: full passes over the (sub)dataset
-    batch_size: int = 4  # reference default; the README recipe uses 16
+    batch_size: int = 4  # global batch (reference default); under torchrun split evenly over the processes
     learning_rate: float = 2e-3  # Adam, as in the reference
     betas: tuple[float, float] = (0.9, 0.98)  # Adam betas, as in the reference
     eps: float = 1e-6  # Adam epsilon, as in the reference
@@ -144,15 +149,25 @@ class Trainer:
                  monitor: tuple[str, str] = ("val/mrr", "max"), callbacks: Sequence[Callback] = ()) -> None:
         self.config, self.dataset, self.evaluate = config, dataset, evaluate
         self.callbacks = list(callbacks)
-        self.device = resolve_device(config.device)
+        self.dist, self.device = distributed.setup(config.device)
+        if config.batch_size % self.dist.world_size:
+            raise ConfigError(f"batch_size: {config.batch_size} does not split evenly over "
+                              f"{self.dist.world_size} processes")
+        self.rank_batch_size = config.batch_size // self.dist.world_size
         if config.threads is not None:
             torch.set_num_threads(config.threads)
         self.model = model.to(self.device)
+        # What the training step calls: the model itself, or its DDP wrapper (which averages gradients).
+        self.net: torch.nn.Module = self.model
+        if self.dist.enabled:
+            torch.manual_seed(config.seed * 1_000_003 + self.dist.rank)  # independent dropout per process
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
         self.monitor = monitor if evaluate is not None else ("train/loss", "min")
         self.run_dir = Path(config.save_dir) / config.name
         self.sampler = EpochSampler(len(dataset), seed=config.seed,
-                                    fraction=dataset.config.subdata_split if dataset.config.sample_subdataset else 1.0)
-        self.batches_per_epoch = math.ceil(len(self.sampler) / config.batch_size)
+                                    fraction=dataset.config.subdata_split if dataset.config.sample_subdataset else 1.0,
+                                    rank=self.dist.rank, world_size=self.dist.world_size)
+        self.batches_per_epoch = math.ceil(len(self.sampler) / self.rank_batch_size)
         if config.debug:
             self.batches_per_epoch = min(self.batches_per_epoch, 8)
         self.epochs = min(config.epochs, 2) if config.debug else config.epochs
@@ -174,17 +189,22 @@ class Trainer:
 
     # ----------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
+        """Everything a resume needs; ``rng`` holds one state per process (index = rank)."""
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {"format": TRAIN_FORMAT, "version": TRAIN_VERSION, "model": self.model.checkpoint(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "step": self.step, "epoch": self.epoch, "best": self.stopper.best,
-                "bad_epochs": self.stopper.bad_epochs, "rng": rng, "train_config": to_dict(self.config)}
+                "bad_epochs": self.stopper.bad_epochs, "rng": distributed.all_gather_objects(rng),
+                "train_config": to_dict(self.config)}
 
     def save_checkpoint(self, path: Path) -> None:
-        with atomic_write(path, "wb") as fh:
-            torch.save(self.state(), fh)
+        """Write the state atomically (rank 0; every rank must call it, as it gathers RNG states)."""
+        state = self.state()
+        if self.dist.is_main:
+            with atomic_write(path, "wb") as fh:
+                torch.save(state, fh)
 
     def load_checkpoint(self, path: Path) -> None:
         """Restore from a trainer checkpoint (full resume) or a bare model file (weights only)."""
@@ -201,9 +221,11 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.step, self.epoch = ckpt["step"], ckpt["epoch"]
         self.stopper.best, self.stopper.bad_epochs = ckpt["best"], ckpt["bad_epochs"]
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if "cuda" in ckpt["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        states = ckpt["rng"]
+        rng = states[self.dist.rank] if len(states) == self.dist.world_size else states[0]
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
         self._truncate_log()
 
     # ----------------------------------------------------------------- logging
@@ -212,6 +234,8 @@ class Trainer:
         return self.run_dir / "metrics.jsonl"
 
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
@@ -224,22 +248,24 @@ class Trainer:
         keep = [r for r in records if r.get("step", 0) <= self.step]
         self.history = [r for r in keep if r.get("kind") == "epoch"]
         self.step_records = [r for r in keep if r.get("kind") == "step"]
-        with atomic_write(self.log_path, "w", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(r) + "\n" for r in keep))
+        if self.dist.is_main:
+            with atomic_write(self.log_path, "w", encoding="utf-8") as fh:
+                fh.write("".join(json.dumps(r) + "\n" for r in keep))
 
     # ----------------------------------------------------------------- loop
     def _loader(self) -> DataLoader:
         self.sampler.set_epoch(self.epoch)
         self.dataset.set_epoch(self.epoch)
-        return DataLoader(self.dataset, batch_size=self.config.batch_size, sampler=self.sampler,
+        return DataLoader(self.dataset, batch_size=self.rank_batch_size, sampler=self.sampler,
                           collate_fn=collate, num_workers=self.config.num_workers)
 
     def _train_step(self, batch: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float] | None:
+        """One optimizer step; None when the loss was not finite (on any process) and the step skipped."""
         batch = {k: (w.to(self.device), n.to(self.device)) for k, (w, n) in batch.items()}
-        out = self.model(batch)
+        out = self.net(batch)
         loss = out["loss/total"]
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
+        if not distributed.all_true(bool(torch.isfinite(loss)), self.device):
             self.bad_steps += 1
             self._log({"kind": "skipped", "step": self.step, "epoch": self.epoch, "reason": "non-finite loss"})
             if self.bad_steps >= self.config.max_bad_steps:
@@ -252,13 +278,13 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
-        return {k: float(v.detach()) for k, v in out.items()}
+        return distributed.mean_over_ranks({k: float(v.detach()) for k, v in out.items()}, self.device)
 
     def _run_epoch(self) -> dict[str, float]:
         sums: dict[str, float] = {}
         count, start = 0, time.perf_counter()
         bar = tqdm(total=self.batches_per_epoch, desc=f"epoch {self.epoch + 1}/{self.epochs}",
-                   disable=not self.config.progress, leave=False)
+                   disable=not (self.config.progress and self.dist.is_main), leave=False)
         for i, batch in enumerate(self._loader()):
             if i >= self.batches_per_epoch or self.step >= self.total_steps:
                 break
@@ -298,7 +324,7 @@ class Trainer:
             self.epoch += 1
             if self.evaluate is not None:
                 start = time.perf_counter()
-                metrics = self.evaluate(self.model)
+                metrics = distributed.broadcast_object(self.evaluate(self.model) if self.dist.is_main else None)
                 logs.update(metrics, **{"time/eval_s": time.perf_counter() - start})
                 for cb in self.callbacks:
                     cb.on_eval_end(self, metrics)
