@@ -79,8 +79,9 @@ def test_both_ranks_end_with_identical_weights_and_codebook(runs) -> None:
 def test_loss_is_close_to_one_process_with_the_same_global_batch(runs) -> None:
     ddp = [r["train/loss"] for r in runs["ddp"][0]["history"]]
     single = [r["train/loss"] for r in runs["single"][0]["history"]]
-    assert ddp[0] == pytest.approx(single[0], rel=0.05)  # same global batches and codebook at step 0
-    assert ddp == pytest.approx(single, rel=0.25)  # later epochs drift apart as float sums differ
+    # Same global batches and schedule; only the split of each batch and the float reductions differ
+    # (measured: equal to 4 decimals over 3 epochs).
+    assert ddp == pytest.approx(single, rel=0.01)
 
 
 def test_distributed_resume_ends_with_the_uninterrupted_weights(runs) -> None:

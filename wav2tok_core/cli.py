@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
+from . import distributed
 from .audio import AUDIO_SUFFIXES, AudioError
 from .datasets.cli import register as register_datasets
 from .eval_cli import register as register_evaluation
@@ -20,6 +21,7 @@ from .fileio import atomic_write
 from .manifest import read_manifest
 from .model import Wav2Tok, load_model
 from .pipeline import main as pipeline_main
+from .shards import ShardError, resolve_shard, run_shard
 from .train import main as train_main
 
 
@@ -72,20 +74,49 @@ def report_failures(failed: list[dict[str, str]], total: int) -> None:
             print(f"  {f['reason']}", file=sys.stderr)
 
 
+def tokenize_job(args: argparse.Namespace, paths: list[Path]) -> tuple[list[dict], list[dict[str, str]]] | None:
+    """Token strings of ``paths`` as ``[{"path", "tokens"}]`` rows in input order, plus the failures.
+
+    With ``--shard/--num-shards`` (or under torchrun) only this shard's block is tokenized into its part
+    file; returns None until every part is done (see :mod:`wav2tok_core.shards`).
+    """
+    shard, device = resolve_shard(args.shard, args.num_shards, args.device)
+    model = load_model(args.model, device)
+    work = lambda ps: tokenize_files(model, ps, args.batch_size, progress=args.progress)  # noqa: E731
+    if shard.count == 1:
+        tokens, failed = work(paths)
+        return [{"path": str(p), "tokens": t} for p, t in tokens.items()], failed
+    if not args.out:
+        raise ShardError("--shard/--num-shards (and torchrun) need --out: parts are written beside it")
+    merged = run_shard(args.out, paths, shard, args.model, work)
+    return None if merged is None else (merged["items"], merged["failed"])
+
+
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    model = load_model(args.model, args.device)
     paths = expand_inputs(args.inputs)
-    tokens, failed = tokenize_files(model, paths, args.batch_size, progress=args.progress)
+    try:
+        job = tokenize_job(args, paths)
+    except ShardError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if job is None:
+        return 0
+    rows, failed = job
     if args.out:
-        rows = [{"path": str(p), "tokens": t} for p, t in tokens.items()]
         with atomic_write(args.out, "w", encoding="utf-8") as fh:
             json.dump({"model": str(args.model), "items": rows, "failed": failed}, fh)
         print(f"wrote {len(rows)} token strings to {args.out}")
     else:
-        for path, string in tokens.items():
-            print(f"{path}\t{' '.join(map(str, string))}")
+        for row in rows:
+            print(f"{row['path']}\t{' '.join(map(str, row['tokens']))}")
     report_failures(failed, len(paths))
     return 1 if failed and args.strict else 0
+
+
+def add_shard_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shard", type=int, help="tokenize only block SHARD (from 0) of --num-shards; restartable")
+    p.add_argument("--num-shards", "--num_shards", dest="num_shards", type=int,
+                   help="number of blocks; parts merge into --out when all are done (torchrun: one per rank)")
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -104,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model or training checkpoint (.pt)")
     p.add_argument("--out", help="write JSON {items: [{path, tokens}], failed: [...]} here instead of printing")
     add_common(p)
+    add_shard_options(p)
     p.set_defaults(func=cmd_tokenize)
     sub.add_parser("run", help="run the notebooks headlessly (see `wav2tok run --help`)", add_help=False)
     register_datasets(sub)
@@ -119,7 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return pipeline_main(argv[1:])
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-    return func(args)
+    try:
+        return func(args)
+    finally:
+        distributed.cleanup()  # sharded jobs under torchrun joined a process group
 
 
 if __name__ == "__main__":

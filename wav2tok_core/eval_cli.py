@@ -27,11 +27,12 @@ from .fileio import write_json
 from .manifest import ManifestError, ManifestItem, read_manifest
 from .model import CheckpointError, load_model
 from .retrieval import Hit, IndexFileError, TokenIndex
+from .shards import ShardError
 
 # ``cli`` imports this module to call ``register``, so its helpers are imported inside the functions below.
 
 Command = Callable[[argparse.Namespace], int]
-USAGE_ERRORS = (ConfigError, EvalError, ManifestError, CheckpointError, IndexFileError)
+USAGE_ERRORS = (ConfigError, EvalError, ManifestError, CheckpointError, IndexFileError, ShardError)
 
 
 def set_threads(threads: int | None) -> None:
@@ -91,17 +92,20 @@ def item_metadata(item: ManifestItem) -> dict[str, Any]:
 
 @_subcommand
 def cmd_index(args: argparse.Namespace) -> int:
-    from .cli import report_failures, tokenize_files
+    from .cli import report_failures, tokenize_job
 
     items = collect_items(args.inputs, args.split)
     if not items:
         print("error: no clips to index (check the inputs and --split)", file=sys.stderr)
         return 2
-    model = load_model(args.model, args.device)
-    tokens, failed = tokenize_files(model, [it.path for it in items], args.batch_size, progress=args.progress)
-    kept = [it for it in items if it.path in tokens]
+    job = tokenize_job(args, [it.path for it in items])
+    if job is None:
+        return 0
+    rows, failed = job
+    tokens = {row["path"]: row["tokens"] for row in rows}
+    kept = [it for it in items if str(it.path) in tokens]
     index = TokenIndex(ngram=args.ngram)
-    index.add([str(it.path) for it in kept], [tokens[it.path] for it in kept], [item_metadata(it) for it in kept])
+    index.add([str(it.path) for it in kept], [tokens[str(it.path)] for it in kept], [item_metadata(it) for it in kept])
     index.save(args.out)
     print(f"indexed {len(kept)} of {len(items)} clip(s) into {args.out}")
     report_failures(failed, len(items))
@@ -198,7 +202,7 @@ def add_evaluate_options(p: argparse.ArgumentParser, methods: Sequence[str] = Ev
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``index``, ``search`` and ``evaluate`` to the ``wav2tok`` command."""
-    from .cli import add_common
+    from .cli import add_common, add_shard_options
 
     p = subparsers.add_parser("index", help="tokenize clips into a searchable token index")
     p.add_argument("inputs", nargs="+", help="manifests (.json/.csv), audio files or folders")
@@ -207,6 +211,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="index only the manifest items of this split (e.g. test)")
     p.add_argument("--ngram", type=int, default=2, choices=(1, 2, 3), help="n-gram order of the candidate index")
     add_common(p)
+    add_shard_options(p)
     add_threads_option(p)
     p.set_defaults(func=cmd_index)
 
