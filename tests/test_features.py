@@ -11,7 +11,7 @@ from wav2tok_core.config import ConfigError, FeatureConfig, ModelConfig
 from wav2tok_core.features import FeatureExtractor
 
 
-@pytest.mark.parametrize("kind,dim", [("stft", 513), ("logmel", 64), ("mfcc", 39)])
+@pytest.mark.parametrize("kind,dim", [("stft", 513), ("logmel", 64), ("mfcc", 39), ("pitch", 4)])
 def test_feature_dims_and_derived_input_dim(kind: str, dim: int) -> None:
     cfg = FeatureConfig(kind=kind)
     assert cfg.dim == dim == ModelConfig(features=cfg).input_dim
@@ -23,7 +23,7 @@ def test_mfcc_without_deltas_is_13_dims() -> None:
     assert FeatureConfig(kind="mfcc", deltas=False).dim == 13
 
 
-@pytest.mark.parametrize("kind", ["stft", "logmel", "mfcc"])
+@pytest.mark.parametrize("kind", ["stft", "logmel", "mfcc", "pitch"])
 @pytest.mark.parametrize("normalize", [True, False])
 def test_padding_does_not_change_any_item(kind: str, normalize: bool) -> None:
     torch.manual_seed(0)

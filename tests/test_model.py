@@ -105,21 +105,21 @@ def test_tokenize_accepts_paths_and_other_sample_rates(tmp_path) -> None:
 
 def test_teacher_targets_stay_fixed_until_the_next_e_step() -> None:
     model = trained_codebook_model(ModelConfig(num_tokens=8, emb_dim=16, targets="teacher"))
-    waves, lengths = pad_batch(clips())
-    h, _ = model.encode(waves, lengths)
-    before = model.assign(waves, lengths, h)
+    feats, frames = model.features(*pad_batch(clips()))
+    h = model.encode_features(feats, frames)
+    before = model.assign(feats, frames, h)
     with torch.no_grad():
         for p in model.encoder.parameters():
             p.add_(0.5 * torch.randn_like(p))  # an M-step moves the student ...
-    h_moved, _ = model.encode(waves, lengths)
-    assert torch.equal(model.assign(waves, lengths, h_moved), before)  # ... not the targets
+    h_moved = model.encode_features(feats, frames)
+    assert torch.equal(model.assign(feats, frames, h_moved), before)  # ... not the targets
     e_step(model, clips())
-    assert not torch.equal(model.assign(waves, lengths, h_moved), before)
+    assert not torch.equal(model.assign(feats, frames, h_moved), before)
 
 
 def test_online_targets_follow_the_model() -> None:
     model = trained_codebook_model(ModelConfig(num_tokens=8, emb_dim=16, targets="online"))
-    waves, lengths = pad_batch(clips())
-    h, _ = model.encode(waves, lengths)
+    feats, frames = model.features(*pad_batch(clips()))
+    h = model.encode_features(feats, frames)
     assert not hasattr(model, "teacher")
-    assert torch.equal(model.assign(waves, lengths, h), model.logits(h).argmax(-1))
+    assert torch.equal(model.assign(feats, frames, h), model.logits(h).argmax(-1))

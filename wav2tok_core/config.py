@@ -13,7 +13,7 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
-FEATURE_KINDS = ("stft", "logmel", "mfcc")
+FEATURE_KINDS = ("stft", "logmel", "mfcc", "pitch")
 
 C = TypeVar("C")
 
@@ -64,7 +64,8 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
 class FeatureConfig:
     """How audio becomes frames. ``dim`` is derived, never set by hand."""
 
-    kind: str = "mfcc"  # "stft" (magnitude), "logmel" or "mfcc"; mfcc won on FSDD retrieval (README)
+    kind: str = "mfcc"  # "stft" (magnitude), "logmel", "mfcc" (won on FSDD, README) or "pitch" (YIN f0
+    #                     contour, voicing, energy: for melodies, see pitch.py)
     sr: int = 16000  # every clip is resampled to this rate (Hz)
     n_fft: int = 1024  # STFT window and FFT size, as in the reference (64 ms at 16 kHz)
     hop_length: int = 256  # frame step, as in the reference (16 ms at 16 kHz)
@@ -73,6 +74,9 @@ class FeatureConfig:
     deltas: bool = True  # mfcc only: append delta and delta-delta (13 -> 39 dims)
     log: bool = True  # stft only: log(1 + magnitude) instead of raw magnitude
     normalize: bool = True  # per-utterance mean/variance normalisation over each clip's own frames
+    #                          (pitch: subtract the clip's median voiced pitch, i.e. normalise the key)
+    f0_min: float = 60.0  # pitch only: lowest f0 searched (Hz); needs n_fft >= 2 * sr / f0_min
+    f0_max: float = 1000.0  # pitch only: highest f0 searched (Hz)
 
     def __post_init__(self) -> None:
         _require(self.kind in FEATURE_KINDS, "features.kind", f"{self.kind!r} is not one of {FEATURE_KINDS}")
@@ -81,6 +85,11 @@ class FeatureConfig:
         _require(0 < self.hop_length <= self.n_fft, "features.hop_length", "must be in (0, n_fft]")
         _require(self.n_mels >= 4, "features.n_mels", "must be >= 4")
         _require(1 <= self.n_mfcc <= self.n_mels, "features.n_mfcc", "must be in [1, n_mels]")
+        if self.kind == "pitch":
+            _require(0 < self.f0_min < self.f0_max < self.sr / 2, "features.f0_min/f0_max",
+                     f"need 0 < f0_min < f0_max < sr/2, got {self.f0_min}, {self.f0_max}")
+            _require(self.n_fft >= 2 * self.sr / self.f0_min, "features.n_fft",
+                     f"{self.n_fft} samples cannot hold two periods of f0_min={self.f0_min} Hz at {self.sr} Hz")
 
     @property
     def dim(self) -> int:
@@ -89,6 +98,8 @@ class FeatureConfig:
             return self.n_fft // 2 + 1
         if self.kind == "logmel":
             return self.n_mels
+        if self.kind == "pitch":
+            return 4  # pitch, delta pitch, voicing, log energy
         return self.n_mfcc * (3 if self.deltas else 1)
 
 

@@ -25,8 +25,10 @@ Methods
   E-step on the train clips: what training buys.
 * ``dtw-mfcc`` / ``dtw-logmel``: exact path-normalised DTW (Euclidean local cost) over MFCC 13 + delta +
   delta-delta or log-mel frames, each normalised per utterance (mean/variance).
-* ``vq-mfcc`` / ``vq-logmel``: k-means tokens + edit similarity (:class:`KMeansTokenizer`, K = the model's
-  ``num_tokens``, fitted on the frames of the train clips only, never on test clips).
+* ``dtw-pitch``: the same DTW over the YIN pitch front end (:mod:`wav2tok_core.pitch`: key-normalised
+  pitch in semitones, its delta, voicing, energy): the classic query-by-humming baseline, for melodies.
+* ``vq-mfcc`` / ``vq-logmel`` / ``vq-pitch``: k-means tokens + edit similarity (:class:`KMeansTokenizer`,
+  K = the model's ``num_tokens``, fitted on the frames of the train clips only, never on test clips).
 
 Baseline features come from :class:`FeatureExtractor` with the model's sample rate, FFT size, hop and mel
 bands, so every method sees the same frames.
@@ -74,8 +76,8 @@ from .retrieval import edit_similarity_matrix
 from .spotting import spot_batch
 
 PROTOCOLS = ("query_by_example", "query_vs_targets")
-METHODS = ("wav2tok", "raw-encoder", "dtw-mfcc", "dtw-logmel", "vq-mfcc", "vq-logmel")
-TRAINED_METHODS = ("raw-encoder", "vq-mfcc", "vq-logmel")  # need the train clips
+METHODS = ("wav2tok", "raw-encoder", "dtw-mfcc", "dtw-logmel", "dtw-pitch", "vq-mfcc", "vq-logmel", "vq-pitch")
+TRAINED_METHODS = ("raw-encoder", "vq-mfcc", "vq-logmel", "vq-pitch")  # need the train clips
 GROUPS = ("vanilla", "stretched", "shifted")
 REFERENCE_METHOD = "dtw-mfcc"  # speed-ups are relative to this method's search time
 RESULT_FORMAT = "wav2tok-eval"
@@ -296,7 +298,7 @@ def build_methods(names: Sequence[str], model: Wav2Tok, train_waves: Sequence[to
         raise EvalError(f"methods {missing} are fitted on train clips, but there are none (check the train split)")
     k = model.config.num_tokens
     featurizers = {kind: Featurizer(baseline_features(model.config.features, kind), batch_size)
-                   for kind in ("mfcc", "logmel")}
+                   for kind in ("mfcc", "logmel", "pitch")}
     methods: list[Method] = []
     for name in names:
         if name in ("wav2tok", "raw-encoder"):

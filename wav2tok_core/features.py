@@ -1,4 +1,4 @@
-"""Batched frame features (STFT magnitude, log-mel, MFCC + deltas) on padded waveforms.
+"""Batched frame features (STFT magnitude, log-mel, MFCC + deltas, YIN pitch) on padded waveforms.
 
 Each item of a padded batch gets exactly the frames it would get alone: the centre padding of the STFT
 reflects each clip at its *own* end, deltas see the clip's last frame repeated rather than the batch's
@@ -11,6 +11,7 @@ import torchaudio.functional as AF
 from torch import nn
 
 from .config import FeatureConfig
+from .pitch import pitch_features
 
 
 def frame_mask(frame_lengths: torch.Tensor, max_frames: int | None = None) -> torch.Tensor:
@@ -86,6 +87,10 @@ class FeatureExtractor(nn.Module):
         frame_lengths = self.frame_lengths(lengths)
         t = int(frame_lengths.max())
         padded = _reflect_pad(waves, lengths, cfg.n_fft // 2)
+        mask = frame_mask(frame_lengths, t)
+        if cfg.kind == "pitch":
+            frames = padded.unfold(-1, cfg.n_fft, cfg.hop_length)[:, :t]  # (B, T, n_fft), the STFT's frames
+            return pitch_features(frames, mask, cfg.sr, cfg.f0_min, cfg.f0_max, cfg.normalize), frame_lengths
         spec = torch.stft(padded, cfg.n_fft, cfg.hop_length, window=self.window, center=False,
                           return_complex=True)[..., :t].abs()  # (B, n_freq, T)
         if cfg.kind == "stft":
@@ -99,7 +104,6 @@ class FeatureExtractor(nn.Module):
                     d1 = _repeat_last_frame(AF.compute_deltas(x), frame_lengths)
                     x = torch.cat([x, d1, AF.compute_deltas(d1)], dim=1)  # (B, 3 n_mfcc, T)
         feats = x.transpose(1, 2)  # (B, T, F)
-        mask = frame_mask(frame_lengths, t)
         if cfg.normalize:
             return masked_standardize(feats, mask), frame_lengths
         return feats * mask[..., None], frame_lengths

@@ -85,17 +85,20 @@ class Wav2Tok(nn.Module):
     def encode(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """waves ``(B, N)``, lengths ``(B,)`` -> unit frame vectors h ``(B, T, D)`` and frame counts ``(B,)``."""
         feats, frame_lengths = self.features(waves, lengths)  # (B, T, F)
+        return self.encode_features(feats, frame_lengths), frame_lengths
+
+    def encode_features(self, feats: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, T, F)`` -> unit frame vectors h ``(B, T, D)``, zero on padded frames."""
         z = self.encoder(feats, frame_lengths)  # (B, T, E)
         h = F.normalize(self.proj(z), dim=-1)  # (B, T, D)
-        return h * frame_mask(frame_lengths, h.shape[1])[..., None], frame_lengths
+        return h * frame_mask(frame_lengths, h.shape[1])[..., None]
 
     @torch.no_grad()
-    def assign(self, waves: torch.Tensor, lengths: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """Frame tokens ``(B, T)`` that the M-step trains towards: the teacher's (recomputed on these
-        waves) or, with ``targets="online"``, the argmax of the model's own vectors ``h`` ``(B, T, D)``."""
+    def assign(self, feats: torch.Tensor, frame_lengths: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """Frame tokens ``(B, T)`` that the M-step trains towards: the teacher's (run on the same features
+        ``(B, T, F)``) or, with ``targets="online"``, the argmax of the model's own vectors ``h`` ``(B, T, D)``."""
         if not hasattr(self, "teacher"):
             return self.logits(h).argmax(dim=-1)
-        feats, frame_lengths = self.features(waves, lengths)
         z = self.teacher["encoder"](feats, frame_lengths)
         return self.logits(F.normalize(self.teacher["proj"](z), dim=-1)).argmax(dim=-1)
 
@@ -122,11 +125,12 @@ class Wav2Tok(nn.Module):
             [, "loss/triplet"], "stats/compression"}``: scalars; ``loss/total`` carries the gradient.
         """
         cfg = self.config
-        h_a, n_a = self.encode(*batch["anchor"])
-        h_p, n_p = self.encode(*batch["positive"])
+        f_a, n_a = self.features(*batch["anchor"])  # (B, Ta, F), computed once for student and teacher
+        f_p, n_p = self.features(*batch["positive"])
+        h_a, h_p = self.encode_features(f_a, n_a), self.encode_features(f_p, n_p)  # (B, T, D)
         lp_a = self.logits(h_a).log_softmax(dim=-1)  # (B, Ta, K)
         lp_p = self.logits(h_p).log_softmax(dim=-1)  # (B, Tp, K)
-        tok_a, tok_p = self.assign(*batch["anchor"], h_a), self.assign(*batch["positive"], h_p)  # (B, T)
+        tok_a, tok_p = self.assign(f_a, n_a, h_a), self.assign(f_p, n_p, h_p)  # (B, T)
         str_a, len_a = collapse_batch(tok_a, n_a)  # (B, Sa), targets are detached
         str_p, len_p = collapse_batch(tok_p, n_p)
         nll_xy, ok_xy = ctc_likelihood(lp_a, n_a, str_p, len_p)  # X -> T~'

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from . import distributed
 from .augment import AugmentConfig
 from .clustering import EStep
-from .config import ConfigError, FeatureConfig, ModelConfig, load_config_file, to_dict
+from .config import FEATURE_KINDS, ConfigError, FeatureConfig, ModelConfig, load_config_file, to_dict
 from .data import ClipStore, DataConfig, PairDataset
 from .device import seed_everything
 from .fileio import write_json
@@ -44,7 +44,8 @@ FLAGS: dict[str, tuple[str, str]] = {
     "input_dim": ("run", "input_dim"),
     # features
     "sr": ("features", "sr"), "features": ("features", "kind"), "n_fft": ("features", "n_fft"),
-    "hop_length": ("features", "hop_length"), "n_mels": ("features", "n_mels"),
+    "hop_length": ("features", "hop_length"), "n_mels": ("features", "n_mels"), "f0_min": ("features", "f0_min"),
+    "f0_max": ("features", "f0_max"),
     # Trainer(...) sampling
     "is_dict": ("data", "is_dict"), "is_triplet": ("data", "is_triplet"), "is_single": ("data", "is_single"),
     "is_pairwise": ("run", "is_pairwise"), "apply_augmentation": ("data", "apply_augmentation"),
@@ -99,12 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
                  "patience", "epoch_start", "seed", "num_workers", "threads", "sr", "n_fft", "hop_length", "n_mels"):
         flag(name, type=int)
     for name in ("temp", "alpha", "beta", "dropout", "triplet_margin", "diversity", "cluster_split", "subdata_split",
-                 "clip_duration", "learning_rate", "warmup"):
+                 "clip_duration", "learning_rate", "warmup", "f0_min", "f0_max"):
         flag(name, type=float)
     flag("grad_clip", type=lambda t: None if t.lower() == "none" else float(t))
     flag("train_steps", type=optional_int)
     flag("load_model_epochid", type=optional_int)
-    flag("features", choices=["stft", "logmel", "mfcc"], help="frame features (default mfcc)")
+    flag("features", choices=list(FEATURE_KINDS), help="frame features (default mfcc; pitch for melodies)")
     flag("targets", choices=["teacher", "online"], help="M-step tokens from the E-step's frozen model or the live one")
     for name in ("device", "name", "save_dir", "load_dir"):
         flag(name)

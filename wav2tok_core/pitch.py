@@ -1,0 +1,94 @@
+"""Pitch features for melodies: batched YIN f0 tracking, key-normalised pitch contour, voicing, energy.
+
+Spectral features (STFT, log-mel, MFCC) mostly describe timbre: a hummed query and an instrument
+playing the same tune, a few semitones apart, look unrelated in them. What the two share is the pitch
+contour up to transposition, so this front end tracks f0 with YIN (de Cheveigne & Kawahara, 2002:
+cumulative-mean-normalised difference function, absolute threshold, parabolic interpolation) and, per
+clip, subtracts the median pitch of its voiced frames ("key normalisation").
+
+Frames are the STFT's (``n_fft`` window centred every ``hop_length`` samples, reflected at each clip's
+own ends), so a clip's features do not depend on its batch. Shapes: B clips, T frames, W = n_fft.
+"""
+from __future__ import annotations
+
+import torch
+import torchaudio.functional as AF
+
+YIN_THRESHOLD = 0.15  # first dip of the normalised difference below this is the period (YIN's default)
+VOICED_APERIODICITY = 0.3  # a frame is voiced when its normalised difference at the period is below this
+SILENCE_DB = -30.0  # ... and its energy is within this many dB of the clip's loudest frame
+PITCH_DIM = 4  # pitch (semitones), delta pitch, voicing (0/1), log energy
+
+
+def yin(frames: torch.Tensor, sr: int, f0_min: float, f0_max: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """f0 of every frame.
+
+    Args:
+        frames: ``(B, T, W)`` windows of audio; lags up to W / 2 are searched.
+
+    Returns:
+        f0: ``(B, T)`` Hz; aperiodicity: ``(B, T)`` the normalised difference at the chosen period
+        (near 0 for clean periodic frames, near 1 for noise).
+    """
+    width = frames.shape[-1]
+    half = width // 2
+    lo, hi = max(2, int(sr / f0_max)), min(half - 2, int(sr / f0_min))
+    n_lags = hi + 2  # lags 0 .. hi + 1: the candidates and a neighbour for interpolation
+    # r[tau] = sum_{j < half} x_j x_{j + tau} by FFT; j + tau < width, so a width-point FFT never wraps
+    spectrum = torch.fft.rfft(frames)
+    r = torch.fft.irfft(torch.fft.rfft(frames[..., :half], n=width).conj() * spectrum, n=width)[..., :n_lags]
+    energy = torch.nn.functional.pad((frames**2).cumsum(-1), (1, 0))  # (B, T, W + 1) prefix sums
+    diff = (energy[..., half : half + 1] + energy[..., half : half + n_lags] - energy[..., :n_lags] - 2 * r)
+    diff = diff.clamp(min=0)  # (B, T, n_lags): d(tau) = sum_{j < half} (x_j - x_{j + tau})^2
+    lags = torch.arange(1, n_lags, device=frames.device, dtype=frames.dtype)
+    cmnd = diff[..., 1:] * lags / diff[..., 1:].cumsum(-1).clamp(min=1e-12)  # d'(tau) for tau >= 1
+    c = cmnd[..., lo - 1 : hi]  # (B, T, L) candidate lags lo .. hi
+    below = c < YIN_THRESHOLD
+    first = below.int().argmax(-1, keepdim=True)
+    pos = torch.arange(c.shape[-1], device=c.device)
+    after = pos >= first
+    dip = after & (torch.cumprod((below | ~after).int(), -1) == 1)  # the first run below threshold
+    best = torch.where(below.any(-1), torch.where(dip, c, torch.full_like(c, 2.0)).argmin(-1), c.argmin(-1))
+    mid = best.clamp(1, c.shape[-1] - 2)
+    y0, y1, y2 = (c.gather(-1, (mid + o)[..., None])[..., 0] for o in (-1, 0, 1))
+    curve = y0 - 2 * y1 + y2
+    offset = torch.where(curve.abs() > 1e-9, 0.5 * (y0 - y2) / curve, torch.zeros_like(curve)).clamp(-1, 1)
+    period = mid.to(frames.dtype) + offset + lo
+    return sr / period, c.gather(-1, best[..., None])[..., 0]
+
+
+def _forward_fill(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``(B, T)``: each frame not in ``keep`` takes the last kept value before it (0 before the first)."""
+    pos = torch.arange(values.shape[1], device=values.device)[None, :].expand_as(values)
+    last = torch.where(keep, pos, torch.full_like(pos, -1)).cummax(dim=1).values  # (B, T)
+    filled = values.gather(1, last.clamp(min=0))
+    return torch.where(last >= 0, filled, torch.zeros_like(filled))
+
+
+def pitch_features(frames: torch.Tensor, mask: torch.Tensor, sr: int, f0_min: float, f0_max: float,
+                   normalize: bool) -> torch.Tensor:
+    """Frames ``(B, T, W)``, real-frame mask ``(B, T)`` -> features ``(B, T, 4)``, zero on padding.
+
+    Channels: pitch in semitones (MIDI numbers, or relative to the clip's median voiced pitch when
+    ``normalize``), held through unvoiced frames; its delta; voicing (1 voiced, 0 not); log energy
+    (standardised over the clip's frames when ``normalize``).
+    """
+    f0, aperiodicity = yin(frames, sr, f0_min, f0_max)
+    power = frames.pow(2).mean(-1)  # (B, T)
+    loudest = torch.where(mask, power, torch.zeros_like(power)).amax(dim=1, keepdim=True)
+    voiced = mask & (aperiodicity < VOICED_APERIODICITY) & (power > loudest * 10 ** (SILENCE_DB / 10))
+    midi = 69.0 + 12.0 * torch.log2(f0 / 440.0)
+    if normalize:
+        key = torch.where(voiced, midi, torch.full_like(midi, float("nan"))).nanmedian(dim=1).values  # (B,)
+        midi = midi - torch.nan_to_num(key, nan=0.0)[:, None]
+    pitch = _forward_fill(midi, voiced)  # (B, T)
+    delta = AF.compute_deltas(pitch[:, None, :])[:, 0] * mask
+    log_energy = torch.log(power + 1e-10)
+    if normalize:
+        m = mask.to(power.dtype)
+        count = m.sum(dim=1, keepdim=True).clamp(min=1)
+        mean = (log_energy * m).sum(dim=1, keepdim=True) / count
+        std = ((((log_energy - mean) * m) ** 2).sum(dim=1, keepdim=True) / count).sqrt()
+        log_energy = (log_energy - mean) / (std + 1e-5)
+    feats = torch.stack([pitch, delta, voiced.to(pitch.dtype), log_energy], dim=-1)  # (B, T, 4)
+    return feats * mask[..., None]
