@@ -180,3 +180,72 @@ def test_a_killed_training_run_resumes_without_losing_finished_epochs(tiny_data,
     assert epochs == list(range(1, saved["epoch"] + 3))  # nothing lost, nothing duplicated
     steps = [r["step"] for r in records if r["kind"] == "epoch"]
     assert steps == sorted(steps) and len(set(steps)) == len(steps)
+
+
+def test_train_command_names_an_unusable_checkpoint(tiny_data, tmp_path, capsys) -> None:
+    from wav2tok_core.train import main as train_main
+
+    data = write_reference_bin(tiny_data["train"], tiny_data["test"], tmp_path / "tones.bin")
+    Wav2Tok(ModelConfig(emb_dim=32, num_tokens=6, num_layers=1)).save(tmp_path / "m32.pt")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    common = ["--dataset", str(data), "--is_dict", "True", "--emb_dim", "16", "--num_tokens", "6", "--num_layers", "1",
+              "--save_dir", str(tmp_path / "w"), "--progress", "False", "--EPOCHS", "1"]
+    for bad in ("m32.pt", "list.pt"):
+        assert train_main([*common, "--load_dir", str(tmp_path / bad)]) == 2
+        err = capsys.readouterr().err
+        assert bad in err and "Traceback" not in err
+
+
+def test_malicious_bin_is_refused_in_one_line(tmp_path, capsys) -> None:
+    import pickle
+
+    from wav2tok_core.train import main as train_main
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (tmp_path / "evil.bin").write_bytes(pickle.dumps([[Payload()], []]))
+    assert train_main(["--dataset", str(tmp_path / "evil.bin"), "--progress", "False"]) == 2
+    assert "evil.bin" in capsys.readouterr().err and not marker.exists()
+
+
+def test_tokenize_with_no_audio_or_a_bad_model_exits_2(tmp_path, model, capsys) -> None:
+    model.save(tmp_path / "m.pt")
+    (tmp_path / "empty").mkdir()
+    assert cli_main(["tokenize", str(tmp_path / "empty"), "--model", str(tmp_path / "m.pt")]) == 2
+    assert "no audio files" in capsys.readouterr().err
+    sf.write(tmp_path / "a.wav", tone_clip(0, 0), 16000)
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    assert cli_main(["tokenize", str(tmp_path / "a.wav"), "--model", str(tmp_path / "bad.pt")]) == 2
+    assert "bad.pt" in capsys.readouterr().err
+
+
+def test_absurd_values_are_refused(model, tmp_path) -> None:
+    from wav2tok_core.config import from_dict
+    from wav2tok_core.retrieval import IndexFileError, TokenIndex
+
+    with pytest.raises(AudioError, match="not audio"):
+        model.tokenize([np.full(16000, 1e20, dtype=np.float32)])
+    with pytest.raises(ConfigError, match="temp"):
+        ModelConfig(temp=float("inf"))
+    with pytest.raises(ConfigError, match="emb_dim: expected int"):
+        from_dict(ModelConfig, {"emb_dim": "32"})
+    with pytest.raises(ConfigError, match="use_transformer: expected bool"):
+        from_dict(ModelConfig, {"use_transformer": "false"})
+    assert from_dict(ModelConfig, {"temp": 1}).temp == 1.0  # an int where a float is expected is fine
+    np.save(tmp_path / "plain.npy", np.zeros(3))
+    with pytest.raises(IndexFileError, match="plain.npy"):
+        TokenIndex.load(tmp_path / "plain.npy")
+
+
+def test_missing_validation_split_is_reported(tiny_data, tmp_path, capsys) -> None:
+    from wav2tok_core.train import main as train_main
+
+    data = write_reference_bin(tiny_data["train"], {}, tmp_path / "noval.bin")
+    assert train_main(["--dataset", str(data), "--is_dict", "True", "--emb_dim", "16", "--num_tokens", "6",
+                       "--num_layers", "1", "--save_dir", str(tmp_path / "w"), "--progress", "False",
+                       "--EPOCHS", "1"]) == 0
+    assert "early stopping and best.pt follow the training loss" in capsys.readouterr().err

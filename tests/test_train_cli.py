@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from wav2tok_core.cli import main as cli_main
 from wav2tok_core.config import ConfigError
@@ -17,6 +18,7 @@ VALUES = {
     "beta": ("0.4", 0.4), "triplet_margin": ("0.7", 0.7), "nhead": ("8", 8), "diversity": ("0.5", 0.5),
     "diversity_per_clip": ("False", False), "targets": ("online", "online"), "sr": ("8000", 8000),
     "features": ("logmel", "logmel"), "n_fft": ("512", 512), "hop_length": ("128", 128), "n_mels": ("40", 40),
+    "f0_min": ("80", 80.0), "f0_max": ("800", 800.0),
     "is_dict": ("True", True), "is_triplet": ("true", True), "is_single": ("0", False),
     "apply_augmentation": ("1", True), "same_length": ("True", True), "clip": ("True", True),
     "clip_duration": ("1.5", 1.5), "sample_subdataset": ("True", True), "subdata_split": ("0.3", 0.3),
@@ -107,3 +109,55 @@ def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None
     monkeypatch.chdir(tmp_path)
     assert main(["--dataset", "nothere"]) == 2
     assert "bin/nothere.bin" in capsys.readouterr().err
+
+
+def built(tiny_data, tmp_path, *flags: str):
+    """A trainer built from reference flags on the tiny tone data (3 classes x 4 clips)."""
+    from wav2tok_core.train import build_trainer
+
+    data = write_reference_bin(tiny_data["train"], tiny_data["test"], tmp_path / "bin" / "tones.bin")
+    argv = ["--dataset", str(data), "--is_dict", "True", "--emb_dim", "16", "--num_tokens", "6", "--num_layers", "1",
+            "--save_dir", str(tmp_path / "w"), "--progress", "False", *flags]
+    return build_trainer(parse_args(argv))[0]
+
+
+def test_model_flags_shape_the_built_model(tiny_data, tmp_path) -> None:
+    from torch import nn
+
+    from wav2tok_core.encoders import TransformerEncoder
+    from wav2tok_core.losses import CosineSimilarity, LearnedSimilarity
+
+    plain = built(tiny_data, tmp_path).model
+    assert isinstance(plain.similarity, LearnedSimilarity) and plain.proj.in_features == 16
+    model = built(tiny_data, tmp_path, "--emb_dim", "24", "--num_layers", "3", "--use_cosine", "True",
+                  "--temp", "0.5").model
+    lstm = next(m for m in model.encoder.modules() if isinstance(m, nn.LSTM))
+    assert model.proj.in_features == 24 and lstm.num_layers == 3 and lstm.hidden_size == 12
+    assert isinstance(model.similarity, CosineSimilarity)
+    h = torch.nn.functional.normalize(torch.randn(1, 5, model.config.code_dim), dim=-1)
+    assert torch.allclose(model.logits(h), h @ model.codebook.T / 0.5)
+    transformer = built(tiny_data, tmp_path, "--use_transformer", "True", "--nhead", "2").model
+    assert isinstance(transformer.encoder, TransformerEncoder)
+
+
+def test_data_and_device_flags_reach_the_trainer(tiny_data, tmp_path) -> None:
+    full = built(tiny_data, tmp_path, "--batch_size", "2")
+    assert len(full.sampler) == 12 and full.batches_per_epoch == 6 and full.device == torch.device("cpu")
+    subset = built(tiny_data, tmp_path, "--batch_size", "2", "--sample_subdataset", "True", "--subdata_split", "0.5",
+                   "--device", "cpu")
+    assert len(subset.sampler) == 6 and subset.batches_per_epoch == 3
+    rates = [built(tiny_data, tmp_path, "--sr", str(sr)).dataset.store.waves[0].numel() for sr in (16000, 8000)]
+    assert abs(rates[0] - 2 * rates[1]) <= 1  # clips are resampled to --sr
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            built(tiny_data, tmp_path, "--device", "cuda")
+
+
+def test_cluster_split_clusters_that_share_of_the_clips(tiny_data, tmp_path, monkeypatch) -> None:
+    import wav2tok_core.clustering as clustering
+
+    sizes: list[int] = []
+    real = clustering.e_step
+    monkeypatch.setattr(clustering, "e_step", lambda model, clips, **kw: sizes.append(len(clips)) or real(model, clips, **kw))
+    built(tiny_data, tmp_path, "--cluster_split", "0.5", "--iter_clust", "2", "--EPOCHS", "1", "--batch_size", "4").fit()
+    assert sizes == [6, 6]  # steps 0 and 2 of 3, half of the 12 training clips each

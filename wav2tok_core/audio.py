@@ -13,6 +13,7 @@ import torchaudio.transforms as T
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 SILENCE_PEAK = 1e-5  # a clip whose peak is below this (-100 dBFS) carries nothing to tokenize
+MAX_PEAK = 1e6  # no audio goes beyond this: float audio lies in [-1, 1], integer PCM in +-2^31
 
 
 class AudioError(ValueError):
@@ -30,6 +31,8 @@ def check_wave(wave: torch.Tensor, name: str) -> torch.Tensor:
     peak = float(wave.abs().max())
     if peak < SILENCE_PEAK:
         raise AudioError(f"{name}: is silent (peak amplitude {peak:.1e})")
+    if peak > MAX_PEAK:
+        raise AudioError(f"{name}: peak amplitude {peak:.1e} is not audio (float audio lies in [-1, 1])")
     return wave
 
 

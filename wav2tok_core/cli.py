@@ -19,7 +19,7 @@ from .datasets.cli import register as register_datasets
 from .eval_cli import register as register_evaluation
 from .fileio import atomic_write
 from .manifest import read_manifest
-from .model import Wav2Tok, load_model
+from .model import CheckpointError, Wav2Tok, load_model
 from .pipeline import main as pipeline_main
 from .shards import ShardError, resolve_shard, run_shard
 from .train import main as train_main
@@ -94,9 +94,12 @@ def tokenize_job(args: argparse.Namespace, paths: list[Path]) -> tuple[list[dict
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.inputs)
+    if not paths:
+        print(f"error: no audio files in {' '.join(args.inputs)}", file=sys.stderr)
+        return 2
     try:
         job = tokenize_job(args, paths)
-    except ShardError as err:
+    except (ShardError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if job is None:

@@ -6,6 +6,7 @@ rebuilt from its file alone. ``TrainConfig`` lives in :mod:`wav2tok_core.trainer
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +43,31 @@ def from_dict(cls: type[C], values: Mapping[str, Any], where: str = "config") ->
         nested = type(default()) if default is not None else None
         if nested is not None and dataclasses.is_dataclass(nested) and isinstance(value, Mapping):
             value = from_dict(nested, value, f"{where}.{name}")
-        kwargs[name] = value
+        kwargs[name] = _typed(value, known[name].default, f"{where}.{name}")
     return cls(**kwargs)
+
+
+def _typed(value: Any, default: Any, name: str) -> Any:
+    """``value`` checked against the type of the field's ``default`` (ints pass as floats, lists as tuples).
+
+    Fields whose default is None or a dataclass are not checked here.
+    """
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and (isinstance(default, float) or isinstance(value, int))
+        value = float(value) if ok and isinstance(default, float) else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple))
+        value = tuple(value) if ok else value
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(f"{name}: expected {type(default).__name__}, got {value!r}")
+    return value
 
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -131,7 +155,7 @@ class ModelConfig:
         _require(self.num_layers >= 1, "num_layers", "must be >= 1")
         _require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
         _require(self.num_tokens >= 2, "num_tokens", f"{self.num_tokens} must be >= 2")
-        _require(self.temp > 0, "temp", f"{self.temp} must be > 0")
+        _require(math.isfinite(self.temp) and self.temp > 0, "temp", f"{self.temp} must be finite and > 0")
         _require(self.alpha >= 0 and self.beta >= 0, "alpha/beta", "must be >= 0")
         _require(self.triplet_margin >= 0, "triplet_margin", "must be >= 0")
         _require(self.diversity >= 0, "diversity", "must be >= 0")

@@ -18,7 +18,7 @@ from .manifest import ManifestItem
 Split = Union[list[Path], dict[str, list[Path]]]  # a list of clips, or clips grouped by class
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(pickle.UnpicklingError, ValueError):
     """A pickle asked for something other than plain containers and scalars."""
 
 

@@ -448,7 +448,8 @@ def _read_index_file(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]
         with np.load(path, allow_pickle=False) as npz:
             header = _json_value(npz["header"])
             payload = {name: npz[name] for name in names}
-    except (OSError, ValueError, KeyError, EOFError, RuntimeError, struct.error, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, RuntimeError, struct.error,
+            zipfile.BadZipFile) as err:  # TypeError/AttributeError: a plain .npy array instead of an .npz archive
         # RuntimeError: zipfile's "encrypted" and NotImplementedError for a damaged version field
         raise IndexFileError(f"{path}: not a readable token index file ({err})") from err
     if not isinstance(header, dict) or header.get("format") != FORMAT:

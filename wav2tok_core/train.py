@@ -228,6 +228,9 @@ def build_trainer(spec: RunSpec, callbacks: Sequence = ()) -> tuple[Trainer, dic
     trainer = Trainer(Wav2Tok(spec.model), dataset, spec.train, evaluate=evaluate, callbacks=[estep, *callbacks])
     report = {"train_clips": len(dataset), "val_clips": len(val_ok),
               "failed": [{"path": str(p), "reason": r} for p, r in store.failed]}
+    if evaluate is None:
+        report["warning"] = (f"the validation split has {len(val_ok)} usable clip(s), fewer than 2: no validation "
+                             "MRR, so early stopping and best.pt follow the training loss")
     return trainer, report
 
 
@@ -241,6 +244,8 @@ def run(spec: RunSpec, callbacks: Sequence = ()) -> Trainer:
         write_json(trainer.run_dir / "data_report.json", report)
         for failed in report["failed"]:
             print(f"skipped {failed['path']}: {failed['reason']}", file=sys.stderr)
+        if "warning" in report:
+            print(f"warning: {report['warning']}", file=sys.stderr)
     trainer.fit()
     return trainer
 

@@ -30,7 +30,7 @@ from . import distributed
 from .config import ConfigError, to_dict
 from .data import EpochSampler, PairDataset, collate
 from .fileio import atomic_write
-from .model import Wav2Tok, model_from_checkpoint, read_checkpoint
+from .model import CheckpointError, Wav2Tok, model_from_checkpoint, read_checkpoint
 
 TRAIN_FORMAT = "wav2tok-train"
 TRAIN_VERSION = 1
@@ -209,12 +209,18 @@ class Trainer:
     def load_checkpoint(self, path: Path) -> None:
         """Restore from a trainer checkpoint (full resume) or a bare model file (weights only)."""
         ckpt = read_checkpoint(path)
+        if not isinstance(ckpt, dict):
+            raise CheckpointError(f"{path}: not a wav2tok checkpoint (holds a {type(ckpt).__name__})")
         if ckpt.get("format") != TRAIN_FORMAT:
-            self.model.load_state_dict(model_from_checkpoint(ckpt, str(path)).state_dict())
+            loaded = model_from_checkpoint(ckpt, str(path))
+            if loaded.config != self.model.config:
+                raise CheckpointError(f"{path}: model was trained with a different config:\n"
+                                      f"  checkpoint: {loaded.config}\n  this run:   {self.model.config}")
+            self.model.load_state_dict(loaded.state_dict())
             return
         loaded = model_from_checkpoint(ckpt["model"], str(path))
         if loaded.config != self.model.config:
-            raise ValueError(f"{path}: checkpoint was trained with a different model config:\n"
+            raise CheckpointError(f"{path}: checkpoint was trained with a different model config:\n"
                              f"  checkpoint: {loaded.config}\n  this run:   {self.model.config}")
         self.model.load_state_dict(loaded.state_dict())
         self.optimizer.load_state_dict(ckpt["optimizer"])
