@@ -89,6 +89,38 @@ def test_long_recording_is_tokenized_in_windows_without_seams(model) -> None:
     assert all(a != b for a, b in zip(string, string[1:]))  # joins collapse like the rest
 
 
+def test_inference_batches_hold_bounded_audio(model, monkeypatch) -> None:
+    import wav2tok_core.model as model_module
+
+    long = torch.from_numpy(np.concatenate([tone_clip(k % 3, k) for k in range(60)]))  # ~24 s
+    expected = model.frame_tokens([long, long[:8000]], chunk_s=4.0)
+    sizes: list[int] = []
+    real_pad = model_module.pad_batch
+    monkeypatch.setattr(model_module, "pad_batch", lambda waves: sizes.append(max(map(len, waves)) * len(waves))
+                        or real_pad(waves))
+    monkeypatch.setattr(model_module, "MAX_BATCH_SECONDS", 10.0)
+    bounded = model.frame_tokens([long, long[:8000]], chunk_s=4.0)
+    assert len(sizes) > 1 and max(sizes) <= 10.0 * 16000  # several batches, none over the budget
+    assert all(torch.equal(a, b) for a, b in zip(bounded, expected))  # batching never changes tokens
+
+
+def test_tokenize_files_decodes_a_bounded_amount_at_a_time(tmp_path, model, monkeypatch) -> None:
+    from wav2tok_core.cli import tokenize_files
+
+    paths = []
+    for k in range(5):
+        paths.append(tmp_path / f"{k}.wav")
+        write_wav(paths[-1], tone_clip(k % 3, k))
+    (tmp_path / "bad.wav").write_bytes(b"")
+    paths.insert(2, tmp_path / "bad.wav")
+    calls: list[int] = []
+    real = model.tokenize
+    monkeypatch.setattr(model, "tokenize", lambda clips, **kw: calls.append(len(clips)) or real(clips, **kw))
+    tokens, failed = tokenize_files(model, paths, chunk_s=0.5)  # each clip lasts 0.3-0.5 s
+    assert len(tokens) == 5 and [f["path"] for f in failed] == [str(tmp_path / "bad.wav")]
+    assert sum(calls) == 5 and max(calls) <= 2 and len(calls) >= 3
+
+
 def test_tokenize_command_skips_and_reports_bad_files(tmp_path, model, capsys) -> None:
     checkpoint = model.save(tmp_path / "m.pt")
     folder = tmp_path / "clips"

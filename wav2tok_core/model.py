@@ -26,6 +26,8 @@ from .losses import (CosineSimilarity, LearnedSimilarity, ctc_likelihood, divers
                      triplet_loss)
 from .tokens import collapse, collapse_batch
 
+# Inference batches hold at most this much audio (padded), so memory is bounded for any clip length.
+MAX_BATCH_SECONDS = 300.0
 CHECKPOINT_FORMAT = "wav2tok-model"
 CHECKPOINT_VERSION = 1
 
@@ -205,18 +207,24 @@ class Wav2Tok(nn.Module):
                    overlap_s: float = 2.0) -> list[torch.Tensor]:
         """Apply ``fn``: h ``(B, T, D)`` -> ``(B, T, ...)`` to every clip; returns per-clip ``(T_i, ...)`` CPU tensors.
 
-        Clips are run in length-sorted batches in eval mode; clips longer than ``chunk_s`` seconds go in
-        overlapping windows whose outputs are stitched, so memory is bounded for any clip length.
+        Clips are run in length-sorted batches of at most ``batch_size`` items and ``MAX_BATCH_SECONDS``
+        of padded audio, in eval mode; clips longer than ``chunk_s`` seconds go in overlapping windows
+        whose outputs are stitched, so memory is bounded for any clip length.
         """
         pieces = [(i, *w) for i, clip in enumerate(clips) for w in self._windows(clip, chunk_s, overlap_s)]
         order = sorted(range(len(pieces)), key=lambda p: pieces[p][1].numel())
+        budget = MAX_BATCH_SECONDS * self.config.features.sr
+        batches: list[list[int]] = []
+        for p in order:  # ascending length: a batch's padded size is its newest piece's length x its count
+            if not batches or len(batches[-1]) == batch_size or pieces[p][1].numel() * (len(batches[-1]) + 1) > budget:
+                batches.append([])
+            batches[-1].append(p)
         outputs: list[torch.Tensor | None] = [None] * len(pieces)
         was_training = self.training
         self.eval()
         try:
             with torch.inference_mode():
-                for start in range(0, len(order), batch_size):
-                    idx = order[start : start + batch_size]
+                for idx in batches:
                     waves, lengths = pad_batch([pieces[p][1] for p in idx])
                     h, frames = self.encode(waves.to(self.device), lengths.to(self.device))
                     for p, out in zip(idx, fn(h).cpu()):
