@@ -48,7 +48,7 @@ def main() -> None:
           "| train step, batch %d pairs (ms) | train pairs / s |" % args.batch_size)
     print("|---|---|---:|---:|---:|---:|")
     for transformer in (False, True):
-        for kind in ("mfcc", "logmel", "stft"):
+        for kind in ("mfcc", "logmel", "stft", "pitch"):
             model = Wav2Tok(ModelConfig(use_transformer=transformer, features=FeatureConfig(kind=kind)))
             e_step(model, clips[:16])
             batched = timed(lambda: model.tokenize(clips, batch_size=32))

@@ -30,22 +30,27 @@ def tone_clip(klass: int, take: int, sr: int = 16000) -> "np.ndarray":
     return wave.astype("float32")
 
 
-@pytest.fixture
-def tiny_data(tmp_path) -> dict:
-    """3 classes x 4 clips of tone contours (train) and 3 x 2 (test) as WAV files.
+def write_tone_data(root: Path) -> dict:
+    """3 classes x 4 clips of tone contours (train) and 3 x 2 (test) as WAV files under ``root/audio``.
 
-    Returns {"train": {class: [paths]}, "test": {...}, "root": tmp_path}.
+    Returns {"train": {class: [paths]}, "test": {...}, "root": root}.
     """
     import soundfile as sf
 
-    splits: dict = {"train": {}, "test": {}, "root": tmp_path}
+    splits: dict = {"train": {}, "test": {}, "root": root}
     for split, takes in (("train", range(4)), ("test", range(4, 6))):
         for k in range(3):
             paths = []
             for take in takes:
-                path = tmp_path / "audio" / f"c{k}" / f"{take}.wav"
+                path = root / "audio" / f"c{k}" / f"{take}.wav"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 sf.write(path, tone_clip(k, take), 16000)
                 paths.append(path)
             splits[split][f"c{k}"] = paths
     return splits
+
+
+@pytest.fixture
+def tiny_data(tmp_path) -> dict:
+    """The tone data of :func:`write_tone_data` in a fresh temporary folder."""
+    return write_tone_data(tmp_path)

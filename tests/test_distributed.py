@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from conftest import write_tone_data
 
 from wav2tok_core.formats import write_reference_bin
 
@@ -41,20 +42,8 @@ def launch(out: Path, flags: list[str], nproc: int) -> dict[int, dict]:
 def runs(tmp_path_factory) -> dict:
     """Tiny tone data; a 2-process run of 3 epochs, the same on one process, and a 2-process run of
     1 epoch resumed to 3."""
-    import soundfile as sf
-    from conftest import tone_clip  # tiny_data is function-scoped: build the same clips here
-
     root = tmp_path_factory.mktemp("ddp")
-    splits: dict = {"train": {}, "test": {}}
-    for split, takes in (("train", range(4)), ("test", range(4, 6))):
-        for k in range(3):
-            paths = []
-            for take in takes:
-                path = root / "audio" / f"c{k}" / f"{take}.wav"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                sf.write(path, tone_clip(k, take), 16000)
-                paths.append(path)
-            splits[split][f"c{k}"] = paths
+    splits = write_tone_data(root)
     data = write_reference_bin(splits["train"], splits["test"], root / "tones.bin")
     # train_steps pins the LR schedule, so the 1-epoch run is the 3-epoch run interrupted after epoch 1.
     common = ["--dataset", str(data), "--save_dir", str(root / "w"), "--train_steps", "9", *FLAGS]

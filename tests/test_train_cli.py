@@ -158,6 +158,9 @@ def test_cluster_split_clusters_that_share_of_the_clips(tiny_data, tmp_path, mon
 
     sizes: list[int] = []
     real = clustering.e_step
-    monkeypatch.setattr(clustering, "e_step", lambda model, clips, **kw: sizes.append(len(clips)) or real(model, clips, **kw))
-    built(tiny_data, tmp_path, "--cluster_split", "0.5", "--iter_clust", "2", "--EPOCHS", "1", "--batch_size", "4").fit()
+    monkeypatch.setattr(clustering, "e_step",
+                        lambda model, clips, **kw: sizes.append(len(clips)) or real(model, clips, **kw))
+    trainer = built(tiny_data, tmp_path, "--cluster_split", "0.5", "--iter_clust", "2", "--EPOCHS", "1",
+                    "--batch_size", "4")
+    trainer.fit()
     assert sizes == [6, 6]  # steps 0 and 2 of 3, half of the 12 training clips each

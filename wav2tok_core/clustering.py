@@ -72,7 +72,10 @@ def collect_frames(model, clips: Sequence[torch.Tensor], batch_size: int = 32) -
     """
     ctx = distributed.context()
     mine = list(clips)[ctx.rank :: ctx.world_size]
-    frames = torch.cat(model.embed(mine, batch_size=batch_size), dim=0) if mine else torch.empty(0, model.config.code_dim)
+    if mine:
+        frames = torch.cat(model.embed(mine, batch_size=batch_size), dim=0)
+    else:
+        frames = torch.empty(0, model.config.code_dim)
     return torch.cat(distributed.all_gather_objects(frames), dim=0)
 
 

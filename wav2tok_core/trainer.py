@@ -161,7 +161,8 @@ class Trainer:
         self.net: torch.nn.Module = self.model
         if self.dist.enabled:
             torch.manual_seed(config.seed * 1_000_003 + self.dist.rank)  # independent dropout per process
-            self.net = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+            gpus = [self.device] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=gpus)
         self.monitor = monitor if evaluate is not None else ("train/loss", "min")
         self.run_dir = Path(config.save_dir) / config.name
         self.sampler = EpochSampler(len(dataset), seed=config.seed,
