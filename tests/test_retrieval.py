@@ -130,7 +130,9 @@ def test_candidate_stage_never_loses_an_exact_match(database: list[list[int]], d
 @given(st.lists(token_strings, min_size=1, max_size=10), st.lists(token_strings, min_size=1, max_size=3), st.sampled_from([1, 2, 3]))
 def test_ngram_bound_never_underestimates_similarity(database: list[list[int]], queries: list[list[int]], ngram: int) -> None:
     ngrams = _NgramIndex(*_flatten(database), ngram)
-    shared = ngrams.shared_counts(*_flatten(queries)).toarray()
+    shared = np.zeros((len(queries), len(database)), dtype=np.int64)
+    for row, (found, counts) in enumerate(ngrams.shared_counts(*_flatten(queries))):
+        shared[row, found] = counts
     items = np.arange(len(database))
     pad = [-1] * (ngram - 1)
     for row, query in enumerate(queries):

@@ -17,9 +17,11 @@ from tqdm.auto import tqdm
 from . import distributed
 from .audio import AUDIO_SUFFIXES, AudioError
 from .datasets.cli import register as register_datasets
+from .eval_cli import add_threads_option, set_threads
 from .eval_cli import register as register_evaluation
 from .fileio import atomic_write
 from .manifest import read_manifest
+from .config import ConfigError
 from .model import CheckpointError, Wav2Tok, load_model
 from .pipeline import main as pipeline_main
 from .shards import ShardError, resolve_shard, run_shard
@@ -103,8 +105,9 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         print(f"error: no audio files in {' '.join(args.inputs)}", file=sys.stderr)
         return 2
     try:
+        set_threads(args.threads)
         job = tokenize_job(args, paths)
-    except (ShardError, CheckpointError) as err:
+    except (ShardError, CheckpointError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if job is None:
@@ -144,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write JSON {items: [{path, tokens}], failed: [...]} here instead of printing")
     add_common(p)
     add_shard_options(p)
+    add_threads_option(p)
     p.set_defaults(func=cmd_tokenize)
     sub.add_parser("run", help="run the notebooks headlessly (see `wav2tok run --help`)", add_help=False)
     register_datasets(sub)

@@ -187,15 +187,27 @@ class _NgramIndex:
         p = self.postings
         return self.vocabulary.nbytes + self.lengths.nbytes + p.data.nbytes + p.indices.nbytes + p.indptr.nbytes
 
-    def shared_counts(self, flat: np.ndarray, offsets: np.ndarray) -> sp.csr_matrix:
-        """(n_queries, n_items) CSR of shared n-gram counts (multiset intersection sizes), indices unsorted."""
+    def shared_counts(self, flat: np.ndarray, offsets: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query: (items sharing at least one n-gram with it, ascending; their shared n-gram counts).
+
+        Counts are multiset intersection sizes. Each query's posting lists are concatenated and counted
+        with one ``bincount`` (cheaper than a sparse product when most items share some n-gram).
+        """
         owner, code = _ngram_features(flat.astype(np.int64), offsets, self.n)
         column = np.searchsorted(self.vocabulary, code)
         known = column < self.vocabulary.size
         known[known] = self.vocabulary[column[known]] == code[known]
-        shape = (offsets.size - 1, self.vocabulary.size)
-        query_matrix = sp.csr_matrix((np.ones(int(known.sum()), dtype=np.int32), (owner[known], column[known])), shape=shape)
-        return query_matrix @ self.postings
+        owner, column = owner[known], column[known]  # owner is ascending
+        bounds = np.searchsorted(owner, np.arange(offsets.size))
+        starts, ends = self.postings.indptr[:-1], self.postings.indptr[1:]
+        result = []
+        for q in range(offsets.size - 1):
+            features = column[bounds[q]:bounds[q + 1]]
+            hits = [self.postings.indices[starts[f]:ends[f]] for f in features]
+            counts = np.bincount(np.concatenate(hits), minlength=self.lengths.size) if hits else np.zeros(0, np.int64)
+            items = np.flatnonzero(counts)
+            result.append((items, counts[items]))
+        return result
 
     def similarity_bound(self, query_length: int, items: np.ndarray, shared: np.ndarray) -> np.ndarray:
         """Upper bound on the similarity of a query to ``items`` given their shared n-gram counts.
@@ -349,11 +361,8 @@ class TokenIndex:
         self.build()
         assert self._ngrams is not None and self._string_array is not None
         flat, offsets = _flatten(queries)
-        shared = self._ngrams.shared_counts(flat, offsets)
         chosen: list[np.ndarray] = []
-        for row, string in enumerate(encoded):
-            items = shared.indices[shared.indptr[row]:shared.indptr[row + 1]].astype(np.int64)
-            counts = shared.data[shared.indptr[row]:shared.indptr[row + 1]].astype(np.int64)
+        for row, (string, (items, counts)) in enumerate(zip(encoded, self._ngrams.shared_counts(flat, offsets))):
             keys = self._candidate_keys(len(string), items, counts)
             keys[np.isin(items, excluded[row], assume_unique=True)] = -np.inf
             best = _top_positions(keys, n_candidates, labels=items)
