@@ -24,9 +24,10 @@ from wav2tok_core.model import load_model
 from wav2tok_core.train import run, spec_from_options
 
 # The recipe: teacher targets, alpha = beta = 0.01, a 128-wide BiLSTM with dropout 0.4 and K = 100
-# (README: chosen on the validation split of the training speakers).
-RECIPE = dict(is_dict=True, apply_augmentation=True, targets="teacher", alpha=0.01, beta=0.01, emb_dim=128,
-              dropout=0.4, num_tokens=100, batch_size=16, iter_clust=50, EPOCHS=8, patience=3)
+# (README: chosen on the validation split of the training speakers); positives from another speaker
+# (+0.04 cross-speaker test MRR, README).
+RECIPE = dict(is_dict=True, apply_augmentation=True, positive_other_speaker=True, targets="teacher", alpha=0.01,
+              beta=0.01, emb_dim=128, dropout=0.4, num_tokens=100, batch_size=16, iter_clust=50, EPOCHS=8, patience=3)
 
 
 def main() -> None:

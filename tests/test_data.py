@@ -41,6 +41,24 @@ def test_is_dict_positive_is_another_clip_of_the_same_class(tiny_data) -> None:
         assert partner is not None and partner != clip and partner in ds.groups[cls]
 
 
+def test_positive_other_speaker_draws_from_another_speaker(tiny_data) -> None:
+    train = tiny_data["train"]
+    store = ClipStore.load([p for v in train.values() for p in v], 16000)
+    speakers = {p: f"s{i % 2}" for v in train.values() for i, p in enumerate(v)}
+    config = DataConfig(is_dict=True, positive_other_speaker=True)
+    ds = PairDataset(train, store, config, 16000, seed=0, speakers=speakers)
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        for index in range(len(ds)):
+            cls, clip = ds.anchors[index]
+            partner = clip_of(ds, ds[index]["positive"])
+            assert partner in ds.groups[cls] and ds.speaker_of[partner] != ds.speaker_of[clip]
+    with pytest.raises(ValueError, match="speaker ids"):
+        PairDataset(train, store, config, 16000)
+    with pytest.raises(ConfigError, match="is_dict"):
+        DataConfig(positive_other_speaker=True)
+
+
 def test_apply_augmentation_augments_the_dict_positive(tiny_data) -> None:
     ds = make(tiny_data, is_dict=True, apply_augmentation=True)
     assert all(clip_of(ds, ds[i]["positive"]) is None for i in range(len(ds)))

@@ -20,7 +20,8 @@ VALUES = {
     "features": ("logmel", "logmel"), "n_fft": ("512", 512), "hop_length": ("128", 128), "n_mels": ("40", 40),
     "f0_min": ("80", 80.0), "f0_max": ("800", 800.0),
     "is_dict": ("True", True), "is_triplet": ("true", True), "is_single": ("0", False),
-    "apply_augmentation": ("1", True), "same_length": ("True", True), "clip": ("True", True),
+    "apply_augmentation": ("1", True), "positive_other_speaker": ("True", True), "same_length": ("True", True),
+    "clip": ("True", True),
     "clip_duration": ("1.5", 1.5), "sample_subdataset": ("True", True), "subdata_split": ("0.3", 0.3),
     "aug_pitch": (["-2", "2"], (-2.0, 2.0)), "aug_stretch": (["0.8", "1.2"], (0.8, 1.2)),
     "aug_noise_snr": (["5", "20"], (5.0, 20.0)), "aug_gain": (["-3", "3"], (-3.0, 3.0)),
@@ -51,6 +52,8 @@ def test_flag_reaches_its_config_field(flag: str) -> None:
     argv = ["--dataset", "audios"] if flag != "dataset" else []
     if flag == "nhead":
         argv += ["--use_transformer", "True"]
+    if flag == "positive_other_speaker":
+        argv += ["--is_dict", "True"]
     argv += [f"--{flag}", *(text if isinstance(text, list) else [text])]
     spec = parse_args(argv)
     assert field_of(spec, flag) == pytest.approx(expected) if isinstance(expected, (float, tuple)) else \
@@ -151,6 +154,21 @@ def test_data_and_device_flags_reach_the_trainer(tiny_data, tmp_path) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             built(tiny_data, tmp_path, "--device", "cuda")
+
+
+def test_positive_other_speaker_takes_speakers_from_the_manifest(tiny_data, tmp_path) -> None:
+    from wav2tok_core.manifest import ManifestItem, write_manifest
+    from wav2tok_core.train import build_trainer
+
+    items = [ManifestItem(p, label, f"s{i % 2}", "train") for label, paths in tiny_data["train"].items()
+             for i, p in enumerate(paths)]
+    write_manifest(items, tmp_path / "m.json")
+    argv = ["--dataset", str(tmp_path / "m.json"), "--is_dict", "True", "--positive_other_speaker", "True",
+            "--emb_dim", "16", "--num_tokens", "6", "--num_layers", "1", "--save_dir", str(tmp_path / "w")]
+    dataset = build_trainer(parse_args(argv))[0].dataset
+    assert sorted(set(dataset.speaker_of)) == ["s0", "s1"]
+    with pytest.raises(ValueError, match="speaker ids"):  # the reference .bin has no speakers
+        built(tiny_data, tmp_path, "--positive_other_speaker", "True")
 
 
 def test_cluster_split_clusters_that_share_of_the_clips(tiny_data, tmp_path, monkeypatch) -> None:

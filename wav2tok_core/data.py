@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -29,6 +29,9 @@ class DataConfig:
     is_triplet: bool = False  # add a negative from another class (a hinge term uses it, see losses.py)
     is_single: bool = False  # the positive is always an augmented copy of the anchor, even for dict data
     apply_augmentation: bool = False  # dict data: also augment the sampled positive (list data: always)
+    positive_other_speaker: bool = False  # dict data: draw the positive from another speaker of the anchor's
+    #                                       class when the class has one (needs speaker ids: a manifest);
+    #                                       +0.04 cross-speaker MRR on FSDD (README)
     same_length: bool = False  # time-stretch positive/negative to the anchor's length
     clip: bool = False  # random crop of every clip to clip_duration
     clip_duration: float = 3.0  # seconds kept when clip is on
@@ -43,6 +46,8 @@ class DataConfig:
             raise ConfigError(f"clip_duration: {self.clip_duration} must be > 0 seconds")
         if not 0.0 < self.subdata_split <= 1.0:
             raise ConfigError(f"subdata_split: {self.subdata_split} must be in (0, 1]")
+        if self.positive_other_speaker and not self.is_dict:
+            raise ConfigError("positive_other_speaker: positives come from other clips only with is_dict")
 
 
 @dataclass
@@ -78,13 +83,19 @@ class PairDataset(Dataset):
     """Anchors with a positive (and a negative in triplet mode), sampled as the reference describes.
 
     List data: the positive is an augmented copy of the anchor. Dict data: the positive is another clip
-    of the same class (never the anchor itself), augmented when ``apply_augmentation``; a class with one
-    clip uses an augmented copy when augmentation is on, and is an error otherwise.
+    of the same class (never the anchor itself; with ``positive_other_speaker``, one of another speaker
+    when the class has one), augmented when ``apply_augmentation``; a class with one clip uses an
+    augmented copy when augmentation is on, and is an error otherwise. ``speakers`` maps clip paths to
+    speaker ids (needed for ``positive_other_speaker`` only).
     """
 
-    def __init__(self, split: Split, store: ClipStore, config: DataConfig, sr: int, seed: int = 0) -> None:
+    def __init__(self, split: Split, store: ClipStore, config: DataConfig, sr: int, seed: int = 0,
+                 speakers: Mapping[Path, str | None] | None = None) -> None:
         self.config, self.sr, self.seed, self.epoch = config, sr, seed, 0
         self.store = store
+        self.speaker_of = [(speakers or {}).get(p) for p in store.paths]  # by clip index
+        if config.positive_other_speaker and not any(self.speaker_of):
+            raise ValueError("positive_other_speaker needs speaker ids: train from a manifest with a speaker column")
         where = store.index()
         if isinstance(split, dict):
             groups = [[where[p] for p in paths if p in where] for paths in split.values()]
@@ -125,6 +136,14 @@ class PairDataset(Dataset):
         pool = [c for c in choices if c != exclude] or [exclude]
         return pool[int(torch.randint(len(pool), (), generator=gen))]
 
+    def _partner(self, cls: int, clip: int, gen: torch.Generator) -> int:
+        """The positive's clip for dict data: another clip of class ``cls`` (of another speaker if asked)."""
+        choices = self.groups[cls]
+        if self.config.positive_other_speaker:
+            others = [c for c in choices if self.speaker_of[c] != self.speaker_of[clip]]
+            choices = others or choices
+        return self._other(choices, clip, gen)
+
     def _negative_clip(self, cls: int, clip: int, gen: torch.Generator) -> int:
         if len(self.groups) > 1:
             other = self._other(list(range(len(self.groups))), cls, gen)
@@ -135,7 +154,7 @@ class PairDataset(Dataset):
         cfg, gen = self.config, item_generator(self.seed, self.epoch, index)
         cls, clip = self.anchors[index]
         anchor = self._crop(self.store.waves[clip], gen)
-        partner = self._other(self.groups[cls], clip, gen) if self.by_class else clip
+        partner = self._partner(cls, clip, gen) if self.by_class else clip
         positive = anchor if partner == clip else self._crop(self.store.waves[partner], gen)
         if partner == clip or cfg.apply_augmentation:
             positive = augment(positive, cfg.augment, gen)

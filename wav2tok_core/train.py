@@ -49,6 +49,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     # Trainer(...) sampling
     "is_dict": ("data", "is_dict"), "is_triplet": ("data", "is_triplet"), "is_single": ("data", "is_single"),
     "is_pairwise": ("run", "is_pairwise"), "apply_augmentation": ("data", "apply_augmentation"),
+    "positive_other_speaker": ("data", "positive_other_speaker"),
     "same_length": ("data", "same_length"), "clip": ("data", "clip"), "clip_duration": ("data", "clip_duration"),
     "sample_subdataset": ("data", "sample_subdataset"), "subdata_split": ("data", "subdata_split"),
     "aug_pitch": ("augment", "pitch_semitones"), "aug_stretch": ("augment", "stretch_rate"),
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("device", "name", "save_dir", "load_dir"):
         flag(name)
     for name in ("use_cosine", "diversity_per_clip", "is_dict", "is_triplet", "is_single", "is_pairwise", "apply_augmentation",
-                 "same_length", "clip", "sample_subdataset", "progress"):
+                 "positive_other_speaker", "same_length", "clip", "sample_subdataset", "progress"):
         boolean(name, FLAGS[name][1])
     for name in ("aug_pitch", "aug_stretch", "aug_noise_snr", "aug_gain"):
         flag(name, type=float, nargs=2, metavar=("LOW", "HIGH"))
@@ -172,21 +173,23 @@ def parse_args(argv: Sequence[str] | None = None) -> RunSpec:
     return spec_from_options(options)
 
 
-def load_splits(dataset: str, bin_dir: str, by_class: bool) -> tuple[Split, Split]:
-    """(train, validation) splits from a reference .bin (by name or path) or a manifest."""
+def load_splits(dataset: str, bin_dir: str, by_class: bool) -> tuple[Split, Split, dict[Path, str | None]]:
+    """(train, validation) splits from a reference .bin (by name or path) or a manifest, and the speaker of
+    each clip (a manifest's speaker column; empty for .bin data, which has none)."""
     path = Path(dataset)
     if path.suffix.lower() in (".json", ".csv"):
         items = read_manifest(path)
         train = [it for it in items if it.split in ("train", None)]
         val = [it for it in items if it.split == "val"]
-        return split_from_items(train, by_class), split_from_items(val, by_class)
+        speakers = {it.path: it.speaker for it in items}
+        return split_from_items(train, by_class), split_from_items(val, by_class), speakers
     if path.suffix.lower() != ".bin":
         path = Path(bin_dir) / f"{dataset}.bin"
     train, val = read_reference_bin(path)
     if by_class != isinstance(train, dict):
         kind = "a dict {class: [paths]}" if isinstance(train, dict) else "a list of paths"
         raise ConfigError(f"is_dict={by_class} but {path} holds {kind}; set --is_dict {not by_class}")
-    return train, val
+    return train, val, {}
 
 
 def _flatten(split: Split) -> tuple[list[Path], list[str] | None]:
@@ -209,13 +212,13 @@ def build_trainer(spec: RunSpec, callbacks: Sequence = ()) -> tuple[Trainer, dic
     seed_everything(spec.train.seed)
     ctx, _ = distributed.setup(spec.train.device)  # under torchrun: join the job before loading data
     sr = spec.model.features.sr
-    train_split, val_split = load_splits(spec.dataset, spec.bin_dir, spec.data.is_dict)
+    train_split, val_split, speakers = load_splits(spec.dataset, spec.bin_dir, spec.data.is_dict)
     if spec.train.debug:
         train_split, val_split = _head(train_split, DEBUG_CLIPS), _head(val_split, DEBUG_CLIPS)
     train_paths, _ = _flatten(train_split)
     val_paths, val_labels = _flatten(val_split)
     store = ClipStore.load(train_paths + val_paths, sr, progress=spec.train.progress and ctx.is_main)
-    dataset = PairDataset(train_split, store, spec.data, sr, seed=spec.train.seed)
+    dataset = PairDataset(train_split, store, spec.data, sr, seed=spec.train.seed, speakers=speakers)
     where = store.index()
     val_ok = [i for i, p in enumerate(val_paths) if p in where]
     evaluate = None
