@@ -5,9 +5,9 @@ Token search: the database holds N / 10 base strings, each stored once as is and
 of random bases. Bases are real token strings when ``--tokens`` names a ``wav2tok tokenize --out``
 JSON (all of them, then new ones spliced from two random pieces of real strings, so lengths and token
 statistics stay real at any N); without it, random strings (length 10-40, K = 50 tokens). Reports
-build time, index array bytes, the resident memory the build added (Python objects included), single-query latency
-p50/p95 (one ``search`` call per query) and batch cost per query, for exhaustive and candidate search,
-and the candidate stage's recall@10 against exhaustive search.
+build time, index array bytes, the resident memory the build added (Python objects included),
+single-query latency p50/p95 (one ``search`` call per query) and batch cost per query, for exhaustive
+and candidate search, and the candidate stage's recall@10 against exhaustive search.
 
 DTW: path-normalised DTW of queries against 500 random MFCC-like sequences (30-60 frames x 39).
 Spotting: 20-token queries against 1000 recordings of 500 tokens.

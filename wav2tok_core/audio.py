@@ -13,7 +13,7 @@ import torchaudio.transforms as T
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 SILENCE_PEAK = 1e-5  # a clip whose peak is below this (-100 dBFS) carries nothing to tokenize
-MAX_PEAK = 1e6  # no audio goes beyond this: float audio lies in [-1, 1], integer PCM in +-2^31
+MAX_PEAK = 1e6  # no audio goes beyond this: files decode to [-1, 1]; arrays of int16-scale values (+-32768) pass
 
 
 class AudioError(ValueError):

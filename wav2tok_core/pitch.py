@@ -71,7 +71,7 @@ def pitch_features(frames: torch.Tensor, mask: torch.Tensor, sr: int, f0_min: fl
 
     Channels: pitch in semitones (MIDI numbers, or relative to the clip's median voiced pitch when
     ``normalize``), held through unvoiced frames; its delta; voicing (1 voiced, 0 not); log energy
-    (standardised over the clip's frames when ``normalize``).
+    (the caller standardises it per clip, as it does other features).
     """
     f0, aperiodicity = yin(frames, sr, f0_min, f0_max)
     power = frames.pow(2).mean(-1)  # (B, T)
@@ -84,11 +84,5 @@ def pitch_features(frames: torch.Tensor, mask: torch.Tensor, sr: int, f0_min: fl
     pitch = _forward_fill(midi, voiced)  # (B, T)
     delta = AF.compute_deltas(pitch[:, None, :])[:, 0] * mask
     log_energy = torch.log(power + 1e-10)
-    if normalize:
-        m = mask.to(power.dtype)
-        count = m.sum(dim=1, keepdim=True).clamp(min=1)
-        mean = (log_energy * m).sum(dim=1, keepdim=True) / count
-        std = ((((log_energy - mean) * m) ** 2).sum(dim=1, keepdim=True) / count).sqrt()
-        log_energy = (log_energy - mean) / (std + 1e-5)
     feats = torch.stack([pitch, delta, voiced.to(pitch.dtype), log_energy], dim=-1)  # (B, T, 4)
     return feats * mask[..., None]
