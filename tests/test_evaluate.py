@@ -17,6 +17,7 @@ import soundfile as sf
 import torch
 from conftest import tone_clip
 
+from wav2tok_core.baselines import dtw_score_matrix
 from wav2tok_core.clustering import e_step
 from wav2tok_core.config import ConfigError, ModelConfig
 from wav2tok_core.eval_cli import register
@@ -26,6 +27,7 @@ from wav2tok_core.evaluate import (
     EvalClip,
     EvalConfig,
     EvalError,
+    build_methods,
     evaluate,
     evaluate_spotting,
     judgements,
@@ -146,6 +148,20 @@ def test_query_vs_targets_searches_targets_only(data) -> None:
     assert (cell.mrr, cell.n_evaluated) == (1.0, 9)
     assert [c.item.meta["role"] for c in oracle.calls[1]] == ["target"] * 3  # the database side
     assert [c.item.meta["role"] for c in oracle.calls[2]] == ["query"] * 9  # vanilla queries are encoded
+
+
+def test_dtw_encoder_runs_cosine_dtw_over_the_models_frame_vectors(data) -> None:
+    model = data["model"]
+    waves = model.load_clips([it.path for it in data["test"]])
+    (method,) = build_methods(["dtw-encoder"], model, [])
+    reps = method.encode([EvalClip(it, w) for it, w in zip(data["test"], waves)])
+    embedded = model.embed(waves)
+    assert [r.shape for r in reps] == [tuple(e.shape) for e in embedded] and reps[0].shape[1] == model.config.code_dim
+    np.testing.assert_allclose(reps[0], embedded[0].numpy())
+    scores = method.score(reps[:4], reps)
+    np.testing.assert_allclose(scores, dtw_score_matrix(reps[:4], reps, metric="cosine"))
+    assert not np.allclose(scores, dtw_score_matrix(reps[:4], reps))  # not the Euclidean cost
+    assert method.unit == "frames" and method.nbytes(reps) == sum(r.size for r in reps) * 4
 
 
 def test_max_queries_keeps_an_evenly_spaced_subset(data) -> None:

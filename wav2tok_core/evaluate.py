@@ -25,6 +25,9 @@ Methods
   E-step on the train clips: what training buys.
 * ``dtw-mfcc`` / ``dtw-logmel``: exact path-normalised DTW (Euclidean local cost) over MFCC 13 + delta +
   delta-delta or log-mel frames, each normalised per utterance (mean/variance).
+* ``dtw-encoder``: DTW (cosine local cost) over the trained model's own unit frame vectors, before
+  quantisation: the ceiling for its token strings, so ``dtw-encoder`` minus ``wav2tok`` is what
+  quantising and edit distance cost, and ``dtw-encoder`` minus ``dtw-mfcc`` what the encoder learned.
 * ``dtw-pitch``: the same DTW over the YIN pitch front end (:mod:`wav2tok_core.pitch`: key-normalised
   pitch in semitones, its delta, voicing, energy): the classic query-by-humming baseline, for melodies.
 * ``vq-mfcc`` / ``vq-logmel`` / ``vq-pitch``: k-means tokens + edit similarity (:class:`KMeansTokenizer`,
@@ -52,6 +55,7 @@ files are skipped and listed in the result, never fatal.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import re
@@ -76,7 +80,8 @@ from .retrieval import edit_similarity_matrix
 from .spotting import spot_batch
 
 PROTOCOLS = ("query_by_example", "query_vs_targets")
-METHODS = ("wav2tok", "raw-encoder", "dtw-mfcc", "dtw-logmel", "dtw-pitch", "vq-mfcc", "vq-logmel", "vq-pitch")
+METHODS = ("wav2tok", "raw-encoder", "dtw-mfcc", "dtw-logmel", "dtw-pitch", "dtw-encoder", "vq-mfcc", "vq-logmel",
+           "vq-pitch")
 TRAINED_METHODS = ("raw-encoder", "vq-mfcc", "vq-logmel", "vq-pitch")  # need the train clips
 GROUPS = ("vanilla", "stretched", "shifted")
 REFERENCE_METHOD = "dtw-mfcc"  # speed-ups are relative to this method's search time
@@ -259,25 +264,33 @@ class TokenMethod:
 
 
 class DTWMethod:
-    """Exact path-normalised DTW (Euclidean local cost) over frame features; similarity ``-D / L``."""
+    """Exact path-normalised DTW over frame vectors (``metric``: "euclidean" or "cosine" local cost);
+    similarity ``-D / L``. ``featurize`` maps waveforms ``(N_i,)`` to frame vectors ``(T_i, F)``."""
 
     unit = "frames"
 
-    def __init__(self, name: str, featurize: Featurizer) -> None:
+    def __init__(self, name: str, featurize: Callable[[list[torch.Tensor]], list[np.ndarray]],
+                 metric: str = "euclidean") -> None:
         self.name = name
         self._featurize = featurize
+        self.metric = metric
 
     def encode(self, clips: Sequence[EvalClip]) -> list[np.ndarray]:
         return self._featurize([c.wave for c in clips])
 
     def score(self, queries: Sequence[np.ndarray], database: Sequence[np.ndarray]) -> np.ndarray:
-        return dtw_score_matrix(queries, database)
+        return dtw_score_matrix(queries, database, metric=self.metric)
 
     def length(self, rep: np.ndarray) -> int:
         return int(rep.shape[0])
 
     def nbytes(self, reps: Sequence[np.ndarray]) -> int:
         return sum(int(r.size) * 4 for r in reps)  # float32
+
+
+def frame_vectors(model: Wav2Tok, waves: list[torch.Tensor], batch_size: int = 32) -> list[np.ndarray]:
+    """The model's unit frame vectors before quantisation: ``(T_i, D)`` float32 per waveform."""
+    return [e.numpy() for e in model.embed(waves, batch_size=batch_size)]
 
 
 def untrained_twin(model: Wav2Tok, train_waves: Sequence[torch.Tensor], seed: int = 0, batch_size: int = 32) -> Wav2Tok:
@@ -304,6 +317,8 @@ def build_methods(names: Sequence[str], model: Wav2Tok, train_waves: Sequence[to
         if name in ("wav2tok", "raw-encoder"):
             tokenizer = model if name == "wav2tok" else untrained_twin(model, train_waves, seed, batch_size)
             methods.append(TokenMethod(name, lambda w, t=tokenizer: t.tokenize(w, batch_size=batch_size), k))
+        elif name == "dtw-encoder":
+            methods.append(DTWMethod(name, functools.partial(frame_vectors, model, batch_size=batch_size), "cosine"))
         elif name.startswith("dtw-"):
             methods.append(DTWMethod(name, featurizers[name[4:]]))
         elif name.startswith("vq-"):
