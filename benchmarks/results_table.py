@@ -13,8 +13,8 @@ split), prints the markdown tables and writes ``OUT/results.json`` and ``OUT/res
       python benchmarks/results_table.py --model runs/melody/model.pt --manifest data/melodies/manifest.json \
           --out results/melodies
 
-All methods run by default, including ``raw-encoder`` and ``dtw-encoder``; DTW over the FSDD test split takes minutes on two
-cores (``--max_queries`` trims it). Timings are only meaningful on an otherwise idle machine; when other jobs
+All methods run by default, including ``raw-encoder`` and ``dtw-encoder``; DTW over the FSDD test split
+takes minutes on two cores (``--max_queries`` trims it). Timings are only meaningful on an otherwise idle machine; when other jobs
 run, pass ``--threads 1`` (torch's thread-per-core default then stalls on every small batch).
 """
 from __future__ import annotations
