@@ -30,6 +30,11 @@ RECIPE = dict(is_dict=True, apply_augmentation=True, positive_other_speaker=True
 METHODS = ("wav2tok", "dtw-encoder", "dtw-mfcc", "dtw-logmel", "vq-mfcc", "vq-logmel")
 
 
+def eval_config(seed: int) -> EvalConfig:
+    """Cross-speaker query by example over the test speakers."""
+    return EvalConfig(cross_speaker=True, seed=seed, methods=METHODS)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fsdd", required=True, help="FSDD folder holding recordings/")
@@ -45,8 +50,7 @@ def main() -> None:
     test = [it for it in items if it.split == "test"]
     train = [it for it in items if it.split == "train"]
     recipe = {**RECIPE, "EPOCHS": args.epochs}
-    run_seeds(recipe, manifest, test, train, lambda seed: EvalConfig(cross_speaker=True, seed=seed, methods=METHODS),
-              args.seeds, out, args.threads)
+    run_seeds(recipe, manifest, test, train, eval_config, args.seeds, out, args.threads)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ Methods
   E-step on the train clips: what training buys.
 * ``dtw-mfcc`` / ``dtw-logmel``: exact path-normalised DTW (Euclidean local cost) over MFCC 13 + delta +
   delta-delta or log-mel frames, each normalised per utterance (mean/variance).
-* ``dtw-encoder``: DTW (cosine local cost) over the trained model's own unit frame vectors, before
-  quantisation: the ceiling for its token strings, so ``dtw-encoder`` minus ``wav2tok`` is what
-  quantising and edit distance cost, and ``dtw-encoder`` minus ``dtw-mfcc`` what the encoder learned.
+* ``dtw-encoder``: DTW (cosine local cost) over the trained model's own unit frame vectors, the ones its
+  tokens are made from, unquantised: ``wav2tok`` minus ``dtw-encoder`` is what quantising and edit
+  distance change, ``dtw-encoder`` minus ``dtw-mfcc`` what the encoder learned over its input features.
 * ``dtw-pitch``: the same DTW over the YIN pitch front end (:mod:`wav2tok_core.pitch`: key-normalised
   pitch in semitones, its delta, voicing, energy): the classic query-by-humming baseline, for melodies.
 * ``vq-mfcc`` / ``vq-logmel`` / ``vq-pitch``: k-means tokens + edit similarity (:class:`KMeansTokenizer`,
