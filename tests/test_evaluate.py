@@ -19,7 +19,7 @@ from conftest import tone_clip
 
 from wav2tok_core.baselines import dtw_score_matrix
 from wav2tok_core.clustering import e_step
-from wav2tok_core.config import ConfigError, ModelConfig
+from wav2tok_core.config import ConfigError, FeatureConfig, ModelConfig
 from wav2tok_core.eval_cli import register
 from wav2tok_core.evaluate import (
     METHODS,
@@ -162,6 +162,14 @@ def test_dtw_encoder_runs_cosine_dtw_over_the_models_frame_vectors(data) -> None
     np.testing.assert_allclose(scores, dtw_score_matrix(reps[:4], reps, metric="cosine"))
     assert not np.allclose(scores, dtw_score_matrix(reps[:4], reps))  # not the Euclidean cost
     assert method.unit == "frames" and method.nbytes(reps) == sum(r.size for r in reps) * 4
+
+
+def test_only_the_front_ends_asked_for_are_built() -> None:
+    # n_fft 512 at 16 kHz cannot hold two periods of 60 Hz: the pitch front end does not fit this model
+    model = Wav2Tok(ModelConfig(features=FeatureConfig(n_fft=512), emb_dim=16, num_tokens=8, num_layers=1))
+    assert [m.name for m in build_methods(["dtw-mfcc", "dtw-logmel"], model, [])] == ["dtw-mfcc", "dtw-logmel"]
+    with pytest.raises(ConfigError, match="n_fft"):
+        build_methods(["dtw-pitch"], model, [])
 
 
 def test_max_queries_keeps_an_evenly_spaced_subset(data) -> None:

@@ -310,8 +310,14 @@ def build_methods(names: Sequence[str], model: Wav2Tok, train_waves: Sequence[to
     if missing and not train_waves:
         raise EvalError(f"methods {missing} are fitted on train clips, but there are none (check the train split)")
     k = model.config.num_tokens
-    featurizers = {kind: Featurizer(baseline_features(model.config.features, kind), batch_size)
-                   for kind in ("mfcc", "logmel", "pitch")}
+    featurizers: dict[str, Featurizer] = {}  # by feature kind, built for the methods asked only (a front end
+    #                                          may not fit the model's frames, e.g. pitch with a short n_fft)
+
+    def featurizer(kind: str) -> Featurizer:
+        if kind not in featurizers:
+            featurizers[kind] = Featurizer(baseline_features(model.config.features, kind), batch_size)
+        return featurizers[kind]
+
     methods: list[Method] = []
     for name in names:
         if name in ("wav2tok", "raw-encoder"):
@@ -320,9 +326,9 @@ def build_methods(names: Sequence[str], model: Wav2Tok, train_waves: Sequence[to
         elif name == "dtw-encoder":
             methods.append(DTWMethod(name, functools.partial(frame_vectors, model, batch_size=batch_size), "cosine"))
         elif name.startswith("dtw-"):
-            methods.append(DTWMethod(name, featurizers[name[4:]]))
+            methods.append(DTWMethod(name, featurizer(name[4:])))
         elif name.startswith("vq-"):
-            featurize = featurizers[name[3:]]
+            featurize = featurizer(name[3:])
             kmeans = KMeansTokenizer(k, seed=seed).fit(featurize(train_waves))
             methods.append(TokenMethod(name, lambda w, f=featurize, km=kmeans: km.tokenize(f(w)), k))
         else:
