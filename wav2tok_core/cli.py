@@ -16,12 +16,12 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .audio import AUDIO_SUFFIXES, AudioError
+from .config import ConfigError
 from .datasets.cli import register as register_datasets
 from .eval_cli import add_threads_option, set_threads
 from .eval_cli import register as register_evaluation
 from .fileio import atomic_write
 from .manifest import read_manifest
-from .config import ConfigError
 from .model import CheckpointError, Wav2Tok, load_model
 from .pipeline import main as pipeline_main
 from .shards import ShardError, resolve_shard, run_shard

@@ -17,7 +17,6 @@ import torchaudio.functional as AF
 YIN_THRESHOLD = 0.15  # first dip of the normalised difference below this is the period (YIN's default)
 VOICED_APERIODICITY = 0.3  # a frame is voiced when its normalised difference at the period is below this
 SILENCE_DB = -30.0  # ... and its energy is within this many dB of the clip's loudest frame
-PITCH_DIM = 4  # pitch (semitones), delta pitch, voicing (0/1), log energy
 
 
 def yin(frames: torch.Tensor, sr: int, f0_min: float, f0_max: float) -> tuple[torch.Tensor, torch.Tensor]:

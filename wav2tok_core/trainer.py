@@ -212,18 +212,14 @@ class Trainer:
         ckpt = read_checkpoint(path)
         if not isinstance(ckpt, dict):
             raise CheckpointError(f"{path}: not a wav2tok checkpoint (holds a {type(ckpt).__name__})")
-        if ckpt.get("format") != TRAIN_FORMAT:
-            loaded = model_from_checkpoint(ckpt, str(path))
-            if loaded.config != self.model.config:
-                raise CheckpointError(f"{path}: model was trained with a different config:\n"
-                                      f"  checkpoint: {loaded.config}\n  this run:   {self.model.config}")
-            self.model.load_state_dict(loaded.state_dict())
-            return
-        loaded = model_from_checkpoint(ckpt["model"], str(path))
+        full = ckpt.get("format") == TRAIN_FORMAT
+        loaded = model_from_checkpoint(ckpt["model"] if full else ckpt, str(path))
         if loaded.config != self.model.config:
             raise CheckpointError(f"{path}: checkpoint was trained with a different model config:\n"
-                             f"  checkpoint: {loaded.config}\n  this run:   {self.model.config}")
+                                  f"  checkpoint: {loaded.config}\n  this run:   {self.model.config}")
         self.model.load_state_dict(loaded.state_dict())
+        if not full:
+            return
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.step, self.epoch = ckpt["step"], ckpt["epoch"]
