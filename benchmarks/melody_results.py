@@ -23,10 +23,10 @@ from wav2tok_core.manifest import read_manifest
 from wav2tok_core.runs import REPO
 
 # notebook 02's defaults with the main job's parameters (notebooks/params/default.yaml)
-RECIPE = dict(features="pitch", num_tokens=100, emb_dim=128, dropout=0.4, use_transformer=False, alpha=0.01,
-              beta=0.01, diversity=0.0, targets="teacher", temp=0.1, is_dict=True, apply_augmentation=True,
-              clip=True, clip_duration=3.0, EPOCHS=12, batch_size=16, learning_rate=0.002, iter_clust=50,
-              patience=4)
+RECIPE = dict(features="pitch", pitch_repr="chroma", num_tokens=100, emb_dim=128, dropout=0.4, use_transformer=False,
+              alpha=0.01, beta=0.01, diversity=0.0, targets="teacher", temp=0.1, is_dict=True,
+              apply_augmentation=True, clip=True, clip_duration=3.0, EPOCHS=12, batch_size=16, learning_rate=0.002,
+              iter_clust=50, patience=4)
 METHODS = ("wav2tok", "dtw-encoder", "dtw-pitch", "vq-pitch", "dtw-mfcc", "vq-mfcc")
 
 

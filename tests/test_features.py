@@ -11,7 +11,7 @@ from wav2tok_core.config import ConfigError, FeatureConfig, ModelConfig
 from wav2tok_core.features import FeatureExtractor
 
 
-@pytest.mark.parametrize("kind,dim", [("stft", 513), ("logmel", 64), ("mfcc", 39), ("pitch", 4)])
+@pytest.mark.parametrize("kind,dim", [("stft", 513), ("logmel", 64), ("mfcc", 39), ("pitch", 5)])
 def test_feature_dims_and_derived_input_dim(kind: str, dim: int) -> None:
     cfg = FeatureConfig(kind=kind)
     assert cfg.dim == dim == ModelConfig(features=cfg).input_dim
@@ -19,8 +19,9 @@ def test_feature_dims_and_derived_input_dim(kind: str, dim: int) -> None:
     assert feats.shape == (2, 63, dim) and frames.tolist() == [63, 32]
 
 
-def test_mfcc_without_deltas_is_13_dims() -> None:
+def test_mfcc_without_deltas_and_pitch_contour_dims() -> None:
     assert FeatureConfig(kind="mfcc", deltas=False).dim == 13
+    assert FeatureConfig(kind="pitch", pitch_repr="contour").dim == 4  # chroma spends 2 channels on pitch
 
 
 @pytest.mark.parametrize("kind", ["stft", "logmel", "mfcc", "pitch"])

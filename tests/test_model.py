@@ -82,6 +82,18 @@ def test_save_load_round_trip(tmp_path) -> None:
     assert loaded.tokenize(clips()) == model.tokenize(clips())
 
 
+def test_pitch_checkpoints_saved_before_pitch_repr_load_as_contour(tmp_path) -> None:
+    contour = ModelConfig(num_tokens=8, emb_dim=16, features=FeatureConfig(kind="pitch", pitch_repr="contour"))
+    model = trained_codebook_model(contour)
+    ckpt = model.checkpoint()
+    del ckpt["config"]["features"]["pitch_repr"]  # as written before the option existed
+    torch.save(ckpt, tmp_path / "old.pt")
+    loaded = load_model(tmp_path / "old.pt")
+    assert loaded.config == contour and loaded.config.input_dim == 4
+    assert loaded.tokenize(clips()) == model.tokenize(clips())
+    assert load_model(model.save(tmp_path / "new.pt")).config.features.pitch_repr == "contour"
+
+
 def test_corrupt_checkpoint_is_refused_by_name(tmp_path) -> None:
     path = tmp_path / "bad.pt"
     path.write_bytes(b"garbage" * 10)

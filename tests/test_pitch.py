@@ -1,4 +1,5 @@
-"""The YIN pitch front end: f0 accuracy, no octave errors on rich tones, voicing, key normalisation."""
+"""The YIN pitch front end: f0 accuracy, no octave errors on rich tones, voicing, key normalisation, and the
+octave-invariant chroma representation."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,10 +20,22 @@ def tone(f0: np.ndarray | float, seconds: float = 0.5, harmonics: int = 1) -> to
     return torch.tensor(0.3 * wave / np.abs(wave).max(), dtype=torch.float32)
 
 
-def features(wave: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-    """(T, 4) pitch features of one clip."""
-    feats, _ = FeatureExtractor(FeatureConfig(kind="pitch", normalize=normalize))(wave[None], torch.tensor([len(wave)]))
+def features(wave: torch.Tensor, normalize: bool = False, representation: str = "contour") -> torch.Tensor:
+    """(T, 4) contour or (T, 5) chroma pitch features of one clip."""
+    config = FeatureConfig(kind="pitch", normalize=normalize, pitch_repr=representation)
+    feats, _ = FeatureExtractor(config)(wave[None], torch.tensor([len(wave)]))
     return feats[0]
+
+
+def chroma_semitones(feats: torch.Tensor) -> torch.Tensor:
+    """(T,) the pitch class held in chroma features' (cos, sin) channels, in semitones [0, 12)."""
+    return torch.remainder(torch.atan2(feats[:, 1], feats[:, 0]) * 12 / (2 * np.pi), 12.0)
+
+
+def semitone_gap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Distance between pitch classes in semitones, around the circle (0 to 6)."""
+    d = torch.remainder(a - b, 12.0)
+    return torch.minimum(d, 12.0 - d)
 
 
 @pytest.mark.parametrize("f0", [82.4, 110.0, 196.0, 440.0, 880.0])
@@ -32,15 +45,19 @@ def test_f0_of_steady_tones_is_within_ten_cents(f0: float, harmonics: int) -> No
     expected = 69 + 12 * np.log2(f0 / 440)
     assert (pitch[:, 2] == 1).all(), "a steady tone is voiced throughout"
     assert (pitch[:, 0] - expected).abs().max().item() < 0.1  # semitones: no octave (12) errors
+    chroma = features(tone(f0, harmonics=harmonics), representation="chroma")[4:-4]
+    assert (chroma[:, 3] == 1).all()
+    assert semitone_gap(chroma_semitones(chroma), torch.tensor(expected % 12)).max().item() < 0.1
 
 
 def test_noise_and_silence_are_unvoiced() -> None:
     torch.manual_seed(0)
     noise = 0.1 * torch.randn(SR // 2)
-    assert features(noise)[:, 2].mean().item() < 0.1
     quiet_then_tone = torch.cat([torch.zeros(SR // 4), tone(220.0, 0.25)])
-    voicing = features(quiet_then_tone)[:, 2]
-    assert voicing[:10].sum().item() == 0 and voicing[-8:-2].min().item() == 1
+    for representation in ("contour", "chroma"):  # voicing is the second channel from the end in both
+        assert features(noise, representation=representation)[:, -2].mean().item() < 0.1
+        voicing = features(quiet_then_tone, representation=representation)[:, -2]
+        assert voicing[:10].sum().item() == 0 and voicing[-8:-2].min().item() == 1
 
 
 def test_key_normalisation_makes_a_transposed_melody_equal() -> None:
@@ -54,11 +71,38 @@ def test_key_normalisation_makes_a_transposed_melody_equal() -> None:
     assert (raw_b[voiced, 0] - raw_a[voiced, 0]).median().item() == pytest.approx(5.0, abs=0.1)
 
 
-def test_delta_follows_pitch_changes() -> None:
-    glide = features(tone(np.geomspace(200.0, 400.0, SR), 1.0, 4))  # one octave up over 1 s
-    middle = glide[10:-10]
-    assert (middle[:, 1] > 0).all()  # rising everywhere
-    assert middle[:, 1].mean().item() == pytest.approx(12 * 256 / SR, rel=0.2)  # semitones per frame
+@pytest.mark.parametrize("representation,delta", [("contour", 1), ("chroma", 2)])
+def test_delta_follows_pitch_changes(representation: str, delta: int) -> None:
+    glide = features(tone(np.geomspace(200.0, 400.0, SR), 1.0, 4), representation=representation)  # an octave up
+    middle = glide[10:-10, delta]
+    assert (middle > 0).all()  # rising everywhere, also where chroma's pitch class wraps around
+    assert middle.mean().item() == pytest.approx(12 * 256 / SR, rel=0.2)  # semitones per frame
+
+
+def test_chroma_key_normalisation_makes_a_transposed_melody_equal() -> None:
+    notes = np.repeat([220.0, 247.0, 262.0, 294.0, 330.0], SR // 5)
+    a = features(tone(notes, 1.0, 6), True, "chroma")
+    b = features(tone(notes * 2 ** (5 / 12), 1.0, 6), True, "chroma")
+    voiced = (a[:, 3] == 1) & (b[:, 3] == 1)
+    assert voiced.float().mean().item() > 0.9
+    assert semitone_gap(chroma_semitones(a[voiced]), chroma_semitones(b[voiced])).median().item() < 0.05
+
+
+def test_chroma_ignores_octave_errors_and_its_key_does_not_jump_between_notes() -> None:
+    """The two failures of the median-key contour under re-synthesis (README): an octave slip in part of a
+    note, and a key that jumps from one note to the next when a few frames change."""
+    melody = np.repeat([220.0, 262.0], [SR // 2 + 800, SR // 2 - 800])  # A3 just outlasts C4: median = A3
+    slipped = melody.copy()
+    slipped[SR // 4 : SR // 4 + 1600] *= 2  # 0.1 s of the A an octave up, as a tracker's octave error
+    longer_c = np.repeat([220.0, 262.0], [SR // 2 - 800, SR // 2 + 800])  # now C4 just outlasts A3
+    base, slip, swap = (tone(m, 1.0, 6) for m in (melody, slipped, longer_c))
+    steady = np.r_[18:20, 38:59]  # frames (16 ms) inside the slip and inside the C
+
+    contour = [features(w, True, "contour")[steady, 0] for w in (base, swap)]
+    assert (contour[0] - contour[1]).abs().median().item() == pytest.approx(3.0, abs=0.1)  # the key jumped
+    chroma = [chroma_semitones(features(w, True, "chroma")[steady]) for w in (base, slip, swap)]
+    assert semitone_gap(chroma[0], chroma[1]).max().item() < 0.1  # an octave slip is not a change
+    assert semitone_gap(chroma[0], chroma[2]).max().item() < 0.5  # the key moves a little, not 3 semitones
 
 
 def test_pitch_config_is_checked() -> None:
@@ -66,3 +110,5 @@ def test_pitch_config_is_checked() -> None:
         FeatureConfig(kind="pitch", n_fft=256, f0_min=60.0)  # 256 samples hold less than two 60 Hz periods
     with pytest.raises(ConfigError, match="f0_min/f0_max"):
         FeatureConfig(kind="pitch", f0_min=500.0, f0_max=400.0)
+    with pytest.raises(ConfigError, match="pitch_repr"):
+        FeatureConfig(kind="pitch", pitch_repr="midi")

@@ -18,7 +18,7 @@ VALUES = {
     "beta": ("0.4", 0.4), "triplet_margin": ("0.7", 0.7), "nhead": ("8", 8), "diversity": ("0.5", 0.5),
     "diversity_per_clip": ("False", False), "targets": ("online", "online"), "sr": ("8000", 8000),
     "features": ("logmel", "logmel"), "n_fft": ("512", 512), "hop_length": ("128", 128), "n_mels": ("40", 40),
-    "f0_min": ("80", 80.0), "f0_max": ("800", 800.0),
+    "f0_min": ("80", 80.0), "f0_max": ("800", 800.0), "pitch_repr": ("contour", "contour"),
     "is_dict": ("True", True), "is_triplet": ("true", True), "is_single": ("0", False),
     "apply_augmentation": ("1", True), "positive_other_speaker": ("True", True), "same_length": ("True", True),
     "clip": ("True", True),

@@ -15,6 +15,7 @@ from typing import Any, Mapping, TypeVar
 import yaml
 
 FEATURE_KINDS = ("stft", "logmel", "mfcc", "pitch")
+PITCH_REPRS = ("chroma", "contour")  # see wav2tok_core.pitch.pitch_features
 
 C = TypeVar("C")
 
@@ -98,9 +99,12 @@ class FeatureConfig:
     deltas: bool = True  # mfcc only: append delta and delta-delta (13 -> 39 dims)
     log: bool = True  # stft only: log(1 + magnitude) instead of raw magnitude
     normalize: bool = True  # per-utterance mean/variance normalisation over each clip's own frames
-    #                          (pitch: subtract the clip's median voiced pitch, i.e. normalise the key)
+    #                          (pitch: remove the clip's key, see pitch_repr)
     f0_min: float = 60.0  # pitch only: lowest f0 searched (Hz); needs n_fft >= 2 * sr / f0_min
     f0_max: float = 1000.0  # pitch only: highest f0 searched (Hz)
+    pitch_repr: str = "chroma"  # pitch only: "chroma" (pitch class relative to the key as cos/sin, octave-
+    #                             invariant; steadier under re-synthesis, README) or "contour" (semitones
+    #                             relative to the median pitch; checkpoints saved before this option)
 
     def __post_init__(self) -> None:
         _require(self.kind in FEATURE_KINDS, "features.kind", f"{self.kind!r} is not one of {FEATURE_KINDS}")
@@ -109,6 +113,8 @@ class FeatureConfig:
         _require(0 < self.hop_length <= self.n_fft, "features.hop_length", "must be in (0, n_fft]")
         _require(self.n_mels >= 4, "features.n_mels", "must be >= 4")
         _require(1 <= self.n_mfcc <= self.n_mels, "features.n_mfcc", "must be in [1, n_mels]")
+        _require(self.pitch_repr in PITCH_REPRS, "features.pitch_repr",
+                 f"{self.pitch_repr!r} is not one of {PITCH_REPRS}")
         if self.kind == "pitch":
             _require(0 < self.f0_min < self.f0_max < self.sr / 2, "features.f0_min/f0_max",
                      f"need 0 < f0_min < f0_max < sr/2, got {self.f0_min}, {self.f0_max}")
@@ -123,7 +129,7 @@ class FeatureConfig:
         if self.kind == "logmel":
             return self.n_mels
         if self.kind == "pitch":
-            return 4  # pitch, delta pitch, voicing, log energy
+            return 5 if self.pitch_repr == "chroma" else 4  # pitch (cos, sin or semitones), delta, voicing, energy
         return self.n_mfcc * (3 if self.deltas else 1)
 
 

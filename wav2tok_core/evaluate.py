@@ -29,7 +29,7 @@ Methods
   tokens are made from, unquantised: ``wav2tok`` minus ``dtw-encoder`` is what quantising and edit
   distance change, ``dtw-encoder`` minus ``dtw-mfcc`` what the encoder learned over its input features.
 * ``dtw-pitch``: the same DTW over the YIN pitch front end (:mod:`wav2tok_core.pitch`: key-normalised
-  pitch in semitones, its delta, voicing, energy): the classic query-by-humming baseline, for melodies.
+  pitch, its delta, voicing, energy; in the model's ``pitch_repr``): the classic query-by-humming baseline.
 * ``vq-mfcc`` / ``vq-logmel`` / ``vq-pitch``: k-means tokens + edit similarity (:class:`KMeansTokenizer`,
   K = the model's ``num_tokens``, fitted on the frames of the train clips only, never on test clips).
 

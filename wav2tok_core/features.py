@@ -90,9 +90,10 @@ class FeatureExtractor(nn.Module):
         mask = frame_mask(frame_lengths, t)
         if cfg.kind == "pitch":
             frames = padded.unfold(-1, cfg.n_fft, cfg.hop_length)[:, :t]  # (B, T, n_fft), the STFT's frames
-            feats = pitch_features(frames, mask, cfg.sr, cfg.f0_min, cfg.f0_max, cfg.normalize)  # (B, T, 4)
+            feats = pitch_features(frames, mask, cfg.sr, cfg.f0_min, cfg.f0_max, cfg.normalize,
+                                   cfg.pitch_repr)  # (B, T, F), log energy last
             if cfg.normalize:  # pitch is key-normalised already; energy is standardised like other features
-                feats = torch.cat([feats[..., :3], masked_standardize(feats[..., 3:], mask)], dim=-1)
+                feats = torch.cat([feats[..., :-1], masked_standardize(feats[..., -1:], mask)], dim=-1)
             return feats, frame_lengths
         spec = torch.stft(padded, cfg.n_fft, cfg.hop_length, window=self.window, center=False,
                           return_complex=True)[..., :t].abs()  # (B, n_freq, T)

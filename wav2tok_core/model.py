@@ -267,6 +267,15 @@ class Wav2Tok(nn.Module):
         return Path(path)
 
 
+def _upgraded(config: Any) -> Any:
+    """A saved model config in today's terms: configs saved before ``features.pitch_repr`` existed used the
+    "contour" pitch representation (the new default is "chroma")."""
+    features = config.get("features") if isinstance(config, dict) else None
+    if isinstance(features, dict) and "pitch_repr" not in features:
+        return {**config, "features": {**features, "pitch_repr": "contour"}}
+    return config
+
+
 def model_from_checkpoint(ckpt: Any, name: str) -> Wav2Tok:
     """Rebuild a model from a checkpoint dict (as made by :meth:`Wav2Tok.checkpoint`)."""
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -275,7 +284,7 @@ def model_from_checkpoint(ckpt: Any, name: str) -> Wav2Tok:
         raise CheckpointError(f"{name}: checkpoint version {ckpt.get('version')!r}, this code reads "
                               f"{CHECKPOINT_VERSION}")
     try:
-        model = Wav2Tok(from_dict(ModelConfig, ckpt["config"], f"{name} config"))
+        model = Wav2Tok(from_dict(ModelConfig, _upgraded(ckpt["config"]), f"{name} config"))
         model.load_state_dict(ckpt["state_dict"])
     except (ConfigError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"{name}: config and weights do not fit ({err})") from None

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from . import distributed
 from .augment import AugmentConfig
 from .clustering import EStep
-from .config import FEATURE_KINDS, ConfigError, FeatureConfig, ModelConfig, load_config_file, to_dict
+from .config import FEATURE_KINDS, PITCH_REPRS, ConfigError, FeatureConfig, ModelConfig, load_config_file, to_dict
 from .data import ClipStore, DataConfig, PairDataset
 from .device import seed_everything
 from .fileio import write_json
@@ -45,7 +45,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     # features
     "sr": ("features", "sr"), "features": ("features", "kind"), "n_fft": ("features", "n_fft"),
     "hop_length": ("features", "hop_length"), "n_mels": ("features", "n_mels"), "f0_min": ("features", "f0_min"),
-    "f0_max": ("features", "f0_max"),
+    "f0_max": ("features", "f0_max"), "pitch_repr": ("features", "pitch_repr"),
     # Trainer(...) sampling
     "is_dict": ("data", "is_dict"), "is_triplet": ("data", "is_triplet"), "is_single": ("data", "is_single"),
     "is_pairwise": ("run", "is_pairwise"), "apply_augmentation": ("data", "apply_augmentation"),
@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     flag("train_steps", type=optional_int)
     flag("load_model_epochid", type=optional_int)
     flag("features", choices=list(FEATURE_KINDS), help="frame features (default mfcc; pitch for melodies)")
+    flag("pitch_repr", choices=list(PITCH_REPRS), help="pitch features: octave-invariant chroma (default) or contour")
     flag("targets", choices=["teacher", "online"], help="M-step tokens from the E-step's frozen model or the live one")
     for name in ("device", "name", "save_dir", "load_dir"):
         flag(name)
