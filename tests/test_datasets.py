@@ -21,8 +21,8 @@ from wav2tok_core.data import ClipStore, DataConfig, PairDataset
 from wav2tok_core.datasets import cli as dataset_cli
 from wav2tok_core.datasets.folder import FolderDatasetError, scan_folder
 from wav2tok_core.datasets.fsdd import (
-    FSDD_COMMIT, MARKER, PART, FsddError, download_fsdd, ensure_fsdd, is_complete, load_fsdd, standard_split,
-    urlopen_from)
+    FSDD_COMMIT, MARKER, PART, FsddError, download_fsdd, ensure_fsdd, is_complete, load_fsdd, parse_name,
+    standard_split, takes_split, urlopen_from)
 from wav2tok_core.datasets.splits import (
     SplitError, allocate, explicit_speaker_split, speaker_split, stratified_split, write_split_outputs)
 from wav2tok_core.datasets.summary import summarize
@@ -319,6 +319,27 @@ def test_fsdd_local_copy_and_standard_split(fsdd_dir: Path) -> None:
     table = Counter((it.label, it.split) for it in split)
     assert all(table[(d, "val")] == 20 and table[(d, "train")] == 180 for d in map(str, range(10)))
     assert splits_of(standard_split(items, seed=0)) == splits_of(split)
+
+
+def test_fsdd_takes_split_is_fsdds_own() -> None:
+    items = [parse_name(Path(f"/fsdd/recordings/{d}_{s}_{t}.wav")) for d in range(10) for s in ("ann", "bob")
+             for t in range(50)]
+    split = takes_split(items, val_fraction=0.1, seed=0)
+    assert [it.path for it in split] == [it.path for it in items]  # every clip kept, in order
+    test = [it for it in split if it.split == "test"]
+    assert sorted({it.meta["take"] for it in test}) == [0, 1, 2, 3, 4] and len(test) == 100
+    assert {it.speaker for it in test} == {"ann", "bob"}  # every speaker is also a training speaker
+    table = Counter((it.label, it.split) for it in split)
+    assert all(table[(str(d), "val")] == 9 and table[(str(d), "train")] == 81 for d in range(10))
+    assert splits_of(takes_split(items, seed=0)) == splits_of(split) != splits_of(takes_split(items, seed=1))
+    with pytest.raises(FsddError, match="val_fraction"):
+        takes_split(items, val_fraction=1.0)
+
+
+def test_cli_fsdd_takes_split(fsdd_dir: Path, tmp_path: Path) -> None:
+    assert run_cli("dataset", "fsdd", "--root", str(fsdd_dir), "--split", "takes", "--out", str(tmp_path)) == 0
+    counts = Counter(it.split for it in read_manifest(tmp_path / "manifest.json"))
+    assert counts == {"train": 2430, "val": 270, "test": 300}
 
 
 # -------------------------------------------------------------------------------------- FSDD download, offline

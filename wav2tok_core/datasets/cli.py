@@ -3,7 +3,7 @@
 Sub-commands::
 
     wav2tok dataset melodies --out DIR [--n_tunes N ...]          built-in query-by-humming set
-    wav2tok dataset fsdd --root PATH [--download] --out DIR        FSDD, standard speaker split
+    wav2tok dataset fsdd --root PATH [--download] [--split speakers|takes] --out DIR   FSDD
     wav2tok dataset folder --root PATH [--speaker_regex RE] --split stratified|speaker
                            --fractions 0.8 0.1 0.1 --seed 0 --out DIR [--dict]
     wav2tok dataset summary MANIFEST [--json OUT] [--strict]
@@ -23,7 +23,7 @@ from ..fileio import write_json
 from ..formats import DataFormatError, write_reference_bin
 from ..manifest import ManifestError, ManifestItem, read_manifest
 from .folder import FolderDatasetError, scan_folder
-from .fsdd import FSDD_SHA256, FSDD_URL, FsddError, ensure_fsdd, load_fsdd, standard_split
+from .fsdd import FSDD_SHA256, FSDD_URL, SPLITTERS, FsddError, ensure_fsdd, load_fsdd
 from .splits import (REFERENCE_TEST_CHOICES, SplitError, reference_splits, speaker_split, stratified_split,
                      write_split_outputs)
 from .summary import summarize
@@ -57,9 +57,9 @@ def cmd_melodies(args: argparse.Namespace) -> int:
 
 
 def cmd_fsdd(args: argparse.Namespace) -> int:
-    """Check (or download) FSDD, apply the standard split, write ``manifest.json`` and ``fsdd.bin``."""
+    """Check (or download) FSDD, split it (speakers or takes), write ``manifest.json`` and ``fsdd.bin``."""
     root = ensure_fsdd(args.root, download=args.download, url=args.url, sha256=args.sha256)
-    items = standard_split(load_fsdd(root), val_fraction=args.val_fraction, seed=args.seed)
+    items = SPLITTERS[args.split](load_fsdd(root), val_fraction=args.val_fraction, seed=args.seed)
     return _write_and_report(items, args, "fsdd")
 
 
@@ -127,13 +127,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     _add_output_options(p)
     p.set_defaults(func=_guarded(cmd_melodies))
 
-    p = sub.add_parser("fsdd", help="Free Spoken Digit Dataset with the standard speaker split")
+    p = sub.add_parser("fsdd", help="Free Spoken Digit Dataset (speaker-disjoint or FSDD's own take split)")
+    p.add_argument("--split", choices=sorted(SPLITTERS), default="speakers",
+                   help="speakers: the project's standard, test speakers unseen (default); takes: FSDD's own, "
+                        "takes 0-4 of every speaker are test")
     p.add_argument("--root", required=True, help="local FSDD folder (holding recordings/)")
     p.add_argument("--download", action="store_true", help="download the official release into --root if absent")
     p.add_argument("--url", default=FSDD_URL, help="archive to download (default: pinned GitHub commit)")
     p.add_argument("--sha256", default=FSDD_SHA256,
                    help="expected SHA-256 of the archive (default: the pinned one; if none is pinned, print it)")
-    p.add_argument("--val_fraction", type=float, default=0.1, help="share of training speakers' clips for val")
+    p.add_argument("--val_fraction", type=float, default=0.1, help="share of the training clips for val")
     p.add_argument("--seed", type=int, default=0, help="seed of the validation carve-out")
     _add_output_options(p)
     p.set_defaults(func=_guarded(cmd_fsdd))

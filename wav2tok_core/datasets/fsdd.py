@@ -8,6 +8,10 @@ Standard split (used across the project): train speakers jackson, nicolas, theo 
 validation part carved from their clips per digit; test speakers george and yweweler (never seen in
 training or model selection).
 
+Takes split (:func:`takes_split`, FSDD's own): takes 0-4 of every speaker are the test set, takes 5-49
+train (minus the same validation carve-out). Test speakers are seen in training, on other recordings:
+the easier, speaker-dependent protocol most FSDD results use.
+
 Download
 --------
 :func:`download_fsdd` fetches the GitHub archive of a pinned commit. The download goes to
@@ -21,6 +25,7 @@ you can pin it; pass it from then on.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import io
@@ -38,7 +43,7 @@ from typing import BinaryIO, Callable, Sequence
 
 from ..fileio import write_json
 from ..manifest import ManifestItem
-from .splits import explicit_speaker_split
+from .splits import explicit_speaker_split, stratified_split
 
 FSDD_COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"  # 2024-05-02; v1.0.10-27-g26eb9aa
 FSDD_URL = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/{FSDD_COMMIT}.zip"
@@ -49,6 +54,7 @@ DIGITS = tuple(str(d) for d in range(10))
 TAKES = 50
 TRAIN_SPEAKERS = ("jackson", "nicolas", "theo", "lucas")
 TEST_SPEAKERS = ("george", "yweweler")
+TEST_TAKES = 5  # takes_split: takes 0-4 are FSDD's official test set
 
 RECORDINGS = "recordings"
 MARKER = ".fsdd-complete.json"
@@ -139,6 +145,22 @@ def standard_split(items: Sequence[ManifestItem], val_fraction: float = 0.1, see
     per digit (val); test = george, yweweler."""
     return explicit_speaker_split(items, {"train": TRAIN_SPEAKERS, "test": TEST_SPEAKERS},
                                   val_fraction=val_fraction, seed=seed)
+
+
+def takes_split(items: Sequence[ManifestItem], val_fraction: float = 0.1, seed: int = 0) -> list[ManifestItem]:
+    """FSDD's own split: test = takes 0 to ``TEST_TAKES - 1`` of every speaker; train = the other takes minus
+    ``val_fraction`` of them per digit (val)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise FsddError(f"val_fraction: {val_fraction} must be in [0, 1)")
+    is_test = [it.meta["take"] < TEST_TAKES for it in items]
+    test = [dataclasses.replace(it, split="test", meta=dict(it.meta)) for it, t in zip(items, is_test) if t]
+    rest = [it for it, t in zip(items, is_test) if not t]
+    train = stratified_split(rest, (1.0 - val_fraction, val_fraction, 0.0), seed=seed) if rest else []
+    order = {Path(it.path): i for i, it in enumerate(items)}
+    return sorted(train + test, key=lambda it: order[Path(it.path)])
+
+
+SPLITTERS = {"speakers": standard_split, "takes": takes_split}  # name -> splitter(items, val_fraction, seed)
 
 
 # ------------------------------------------------------------------------------------------------ download
