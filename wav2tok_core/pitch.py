@@ -73,11 +73,23 @@ def _forward_fill(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return torch.where(last >= 0, filled, torch.zeros_like(filled))
 
 
+def median_key(midi: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` the contour's key: median pitch (semitones) of each clip's voiced frames, NaN if none."""
+    return torch.where(voiced, midi, torch.full_like(midi, float("nan"))).nanmedian(dim=1).values
+
+
+def circular_key(midi: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` chroma's key: the angle (radians) of the circular mean of the voiced frames' pitch classes,
+    each at angle 2 pi midi / 12."""
+    angle = 2 * math.pi * midi / 12
+    weight = voiced.to(midi.dtype)
+    return torch.atan2((torch.sin(angle) * weight).sum(1), (torch.cos(angle) * weight).sum(1))
+
+
 def _key_relative_contour(midi: torch.Tensor, voiced: torch.Tensor, normalize: bool) -> torch.Tensor:
     """``(B, T)`` pitch in semitones, minus the median of the clip's voiced frames when ``normalize``."""
     if normalize:
-        key = torch.where(voiced, midi, torch.full_like(midi, float("nan"))).nanmedian(dim=1).values  # (B,)
-        midi = midi - torch.nan_to_num(key, nan=0.0)[:, None]
+        midi = midi - torch.nan_to_num(median_key(midi, voiced), nan=0.0)[:, None]
     return _forward_fill(midi, voiced)
 
 
@@ -86,9 +98,7 @@ def _key_relative_chroma(midi: torch.Tensor, voiced: torch.Tensor, normalize: bo
     the circular mean of the clip's voiced frames (its key) lies at angle 0 when ``normalize``."""
     angle = 2 * math.pi * midi / 12
     if normalize:
-        weight = voiced.to(midi.dtype)
-        key = torch.atan2((torch.sin(angle) * weight).sum(1), (torch.cos(angle) * weight).sum(1))  # (B,)
-        angle = angle - key[:, None]
+        angle = angle - circular_key(midi, voiced)[:, None]
     return torch.stack([_forward_fill(torch.cos(angle), voiced), _forward_fill(torch.sin(angle), voiced)], -1)
 
 
