@@ -152,12 +152,10 @@ def takes_split(items: Sequence[ManifestItem], val_fraction: float = 0.1, seed: 
     ``val_fraction`` of them per digit (val)."""
     if not 0.0 <= val_fraction < 1.0:
         raise FsddError(f"val_fraction: {val_fraction} must be in [0, 1)")
-    is_test = [it.meta["take"] < TEST_TAKES for it in items]
-    test = [dataclasses.replace(it, split="test", meta=dict(it.meta)) for it, t in zip(items, is_test) if t]
-    rest = [it for it, t in zip(items, is_test) if not t]
-    train = stratified_split(rest, (1.0 - val_fraction, val_fraction, 0.0), seed=seed) if rest else []
-    order = {Path(it.path): i for i, it in enumerate(items)}
-    return sorted(train + test, key=lambda it: order[Path(it.path)])
+    rest = [it for it in items if it.meta["take"] >= TEST_TAKES]
+    carved = stratified_split(rest, (1.0 - val_fraction, val_fraction, 0.0), seed=seed) if rest else []
+    split_of = {Path(it.path): it.split for it in carved}  # train or val; the other takes are test
+    return [dataclasses.replace(it, split=split_of.get(Path(it.path), "test"), meta=dict(it.meta)) for it in items]
 
 
 SPLITTERS = {"speakers": standard_split, "takes": takes_split}  # name -> splitter(items, val_fraction, seed)
