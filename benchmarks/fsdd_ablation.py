@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from fsdd_results import RECIPE
+from fsdd_results import RECIPE, fsdd_data
 from seed_runs import run_seeds
 
-from wav2tok_core.datasets.fsdd import ensure_fsdd, load_fsdd, standard_split
-from wav2tok_core.datasets.splits import write_split_outputs
 from wav2tok_core.eval_cli import set_threads
 from wav2tok_core.evaluate import EvalConfig
 from wav2tok_core.train import FLAGS
@@ -53,10 +51,7 @@ def main() -> None:
     variants = {text: parse_variant(text) for text in args.variants}
     set_threads(args.threads)
     out = Path(args.out)
-    items = standard_split(load_fsdd(ensure_fsdd(args.fsdd)), seed=0)
-    manifest = write_split_outputs(items, out / "data", name="fsdd", by_class=True).manifest
-    test = [it for it in items if it.split == "test"]
-    train = [it for it in items if it.split == "train"]
+    manifest, test, train = fsdd_data(args.fsdd, out)
     rows = []
     for text, overrides in variants.items():
         summary = run_seeds({**RECIPE, **overrides}, manifest, test, train,

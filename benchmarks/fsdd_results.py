@@ -22,6 +22,7 @@ from wav2tok_core.datasets.fsdd import SPLITTERS, ensure_fsdd, load_fsdd
 from wav2tok_core.datasets.splits import write_split_outputs
 from wav2tok_core.eval_cli import set_threads
 from wav2tok_core.evaluate import EvalConfig
+from wav2tok_core.manifest import ManifestItem
 
 # The recipe: teacher targets, alpha = beta = 0.01, a 128-wide BiLSTM with dropout 0.4 (README: chosen on the
 # validation split of the training speakers); K = 200 (beat 100 on each of 3 seeds), positives from another
@@ -39,6 +40,13 @@ def eval_config(seed: int) -> EvalConfig:
     return EvalConfig(cross_speaker=True, seed=seed, methods=METHODS)
 
 
+def fsdd_data(root: str, out: Path, split: str = "speakers") -> tuple[Path, list[ManifestItem], list[ManifestItem]]:
+    """FSDD at ``root``, split (``SPLITTERS``) and written to ``out/data``: (manifest, test items, train items)."""
+    items = SPLITTERS[split](load_fsdd(ensure_fsdd(root)), seed=0)
+    manifest = write_split_outputs(items, out / "data", name="fsdd", by_class=True).manifest
+    return manifest, [it for it in items if it.split == "test"], [it for it in items if it.split == "train"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fsdd", required=True, help="FSDD folder holding recordings/")
@@ -51,10 +59,7 @@ def main() -> None:
     args = p.parse_args()
     set_threads(args.threads)
     out = Path(args.out)
-    items = SPLITTERS[args.split](load_fsdd(ensure_fsdd(args.fsdd)), seed=0)
-    manifest = write_split_outputs(items, out / "data", name="fsdd", by_class=True).manifest
-    test = [it for it in items if it.split == "test"]
-    train = [it for it in items if it.split == "train"]
+    manifest, test, train = fsdd_data(args.fsdd, out, args.split)
     recipe = {**RECIPE, "EPOCHS": args.epochs}
     run_seeds(recipe, manifest, test, train, eval_config, args.seeds, out, args.threads)
 
