@@ -13,10 +13,11 @@ import time
 
 import torch
 
-from wav2tok_core.audio import pad_batch
-from wav2tok_core.clustering import e_step
-from wav2tok_core.config import FeatureConfig, ModelConfig
-from wav2tok_core.model import Wav2Tok
+from wav2tok_core.audio.config import FeatureConfig
+from wav2tok_core.audio.io import pad_batch
+from wav2tok_core.model.config import ModelConfig
+from wav2tok_core.model.wav2tok import Wav2Tok
+from wav2tok_core.train.callbacks import e_step
 
 
 def timed(fn, repeat: int = 3) -> float:

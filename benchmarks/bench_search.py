@@ -28,9 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wav2tok_core.baselines import dtw_score_matrix  # noqa: E402
-from wav2tok_core.retrieval import TokenIndex, candidate_recall  # noqa: E402
-from wav2tok_core.spotting import spot_batch  # noqa: E402
+from wav2tok_core.eval.baselines import dtw_score_matrix  # noqa: E402
+from wav2tok_core.search.index import TokenIndex, candidate_recall  # noqa: E402
+from wav2tok_core.search.spotting import spot_batch  # noqa: E402
 
 K = 50
 

@@ -19,9 +19,9 @@ import yaml
 from fsdd_results import RECIPE, fsdd_data
 from seed_runs import run_seeds
 
-from wav2tok_core.eval_cli import set_threads
-from wav2tok_core.evaluate import EvalConfig
-from wav2tok_core.train import FLAGS
+from wav2tok_core.eval.evaluate import EvalConfig
+from wav2tok_core.runtime import configure
+from wav2tok_core.train.recipe import FLAGS
 
 METHODS = ("wav2tok", "dtw-encoder")
 GROUPS = ("vanilla", "stretched", "shifted")
@@ -49,7 +49,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args()
     variants = {text: parse_variant(text) for text in args.variants}
-    set_threads(args.threads)
+    configure(threads=args.threads)
     out = Path(args.out)
     manifest, test, train = fsdd_data(args.fsdd, out)
     rows = []

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from seed_runs import run_seeds
 
-from wav2tok_core.datasets.fsdd import SPLITTERS, ensure_fsdd, load_fsdd
-from wav2tok_core.datasets.splits import write_split_outputs
-from wav2tok_core.eval_cli import set_threads
-from wav2tok_core.evaluate import EvalConfig
-from wav2tok_core.manifest import ManifestItem
+from wav2tok_core.data.fsdd import SPLITTERS, ensure_fsdd, load_fsdd
+from wav2tok_core.data.manifest import ManifestItem
+from wav2tok_core.data.splits import write_split_outputs
+from wav2tok_core.eval.evaluate import EvalConfig
+from wav2tok_core.runtime import configure
 
 # The recipe: teacher targets, alpha = beta = 0.01, a 128-wide BiLSTM with dropout 0.4 (README: chosen on the
 # validation split of the training speakers); K = 200 (beat 100 on each of 3 seeds), positives from another
@@ -57,7 +57,7 @@ def main() -> None:
     p.add_argument("--split", choices=sorted(SPLITTERS), default="speakers",
                    help="speakers: test speakers unseen (the README's table); takes: FSDD's own split")
     args = p.parse_args()
-    set_threads(args.threads)
+    configure(threads=args.threads)
     out = Path(args.out)
     manifest, test, train = fsdd_data(args.fsdd, out, args.split)
     recipe = {**RECIPE, "EPOCHS": args.epochs}

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from seed_runs import run_seeds
 
-from wav2tok_core.datasets.melodies import MelodySetConfig, build_melody_set
-from wav2tok_core.datasets.splits import write_split_outputs
-from wav2tok_core.eval_cli import set_threads
-from wav2tok_core.evaluate import EvalConfig
-from wav2tok_core.manifest import read_manifest
-from wav2tok_core.runs import REPO
+from wav2tok_core.data.manifest import read_manifest
+from wav2tok_core.data.melodies import MelodySetConfig, build_melody_set
+from wav2tok_core.data.splits import write_split_outputs
+from wav2tok_core.eval.evaluate import EvalConfig
+from wav2tok_core.runtime import configure
+from wav2tok_core.workbench.runs import REPO
 
 # notebook 02's defaults with the main job's parameters (notebooks/params/default.yaml)
 RECIPE = dict(features="pitch", pitch_repr="chroma", num_tokens=100, emb_dim=128, dropout=0.4, use_transformer=False,
@@ -42,7 +42,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args()
-    set_threads(args.threads)
+    configure(threads=args.threads)
     out = Path(args.out)
     items = read_manifest(build_melody_set(args.cache, MelodySetConfig(n_tunes=120, queries_per_tune=8, seed=0)))
     manifest = write_split_outputs(items, out / "data", name="melodies", by_class=True).manifest

@@ -22,14 +22,14 @@ import math
 import numpy as np
 import torch
 
-from wav2tok_core.augment import fit_length, pitch_shift
-from wav2tok_core.audio import load_audio
-from wav2tok_core.config import FeatureConfig
-from wav2tok_core.datasets.melodies import MelodySetConfig, build_melody_set
-from wav2tok_core.features import FeatureExtractor
-from wav2tok_core.manifest import read_manifest
-from wav2tok_core.pitch import circular_key, median_key
-from wav2tok_core.runs import REPO
+from wav2tok_core.audio.augment import fit_length, pitch_shift
+from wav2tok_core.audio.config import FeatureConfig
+from wav2tok_core.audio.features import FeatureExtractor
+from wav2tok_core.audio.io import load_audio
+from wav2tok_core.audio.pitch import circular_key, median_key
+from wav2tok_core.data.manifest import read_manifest
+from wav2tok_core.data.melodies import MelodySetConfig, build_melody_set
+from wav2tok_core.workbench.runs import REPO
 
 RAW = FeatureConfig(kind="pitch", pitch_repr="contour", normalize=False)  # channel 0: MIDI pitch, 2: voicing
 

@@ -26,8 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wav2tok_core.eval_cli import USAGE_ERRORS, add_evaluate_options, evaluate_manifest, set_threads  # noqa: E402
-from wav2tok_core.evaluate import METHODS  # noqa: E402
+from wav2tok_core.cli.evaluate import USAGE_ERRORS, add_evaluate_options, evaluate_manifest  # noqa: E402
+from wav2tok_core.eval.evaluate import METHODS  # noqa: E402
+from wav2tok_core.runtime import configure  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
-        set_threads(args.threads)
+        configure(threads=args.threads)
         result = evaluate_manifest(args, log=lambda message: print(message, file=sys.stderr, flush=True))
     except USAGE_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)

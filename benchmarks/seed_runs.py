@@ -13,11 +13,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from wav2tok_core.evaluate import GROUPS, EvalConfig, evaluate
-from wav2tok_core.fileio import write_json
-from wav2tok_core.manifest import ManifestItem
-from wav2tok_core.model import load_model
-from wav2tok_core.train import run, spec_from_options
+from wav2tok_core.data.manifest import ManifestItem
+from wav2tok_core.eval.evaluate import GROUPS, EvalConfig, evaluate
+from wav2tok_core.model.wav2tok import load_model
+from wav2tok_core.runtime import write_json
+from wav2tok_core.train.recipe import run, spec_from_options
 
 
 def run_seeds(recipe: dict[str, Any], manifest: Path, test: Sequence[ManifestItem], train: Sequence[ManifestItem],

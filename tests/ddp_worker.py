@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from wav2tok_core import distributed
-from wav2tok_core.train import parse_args, run
+from wav2tok_core.train.recipe import parse_args, run
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])

@@ -6,15 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wav2tok_core.baselines import (
-    KMeansTokenizer,
-    collapse_repeats,
-    dtw_distance,
-    dtw_score_matrix,
-    subsequence_dtw,
-    subsequence_dtw_matrix,
-    vq_score_matrix,
-)
+from wav2tok_core.eval.baselines import (KMeansTokenizer, collapse_repeats, dtw_distance, dtw_score_matrix,
+                                         subsequence_dtw, subsequence_dtw_matrix, vq_score_matrix)
 
 
 def local_cost(x: np.ndarray, y: np.ndarray, metric: str) -> float:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from wav2tok_core.clustering import fit_codebook
+from wav2tok_core.model.codebook import fit_codebook
 
 
 def blobs(k: int, d: int, n_per: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

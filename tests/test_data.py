@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from wav2tok_core.augment import AugmentConfig, pitch_shift, time_stretch
-from wav2tok_core.config import ConfigError
-from wav2tok_core.data import ClipStore, DataConfig, EpochSampler, PairDataset, collate
+from wav2tok_core.audio.augment import AugmentConfig, pitch_shift, time_stretch
+from wav2tok_core.errors import ConfigError
+from wav2tok_core.train.data import ClipStore, DataConfig, EpochSampler, PairDataset, collate
 
 NO_AUG = AugmentConfig(p_pitch=0, p_stretch=0, p_noise=0, p_gain=0)
 

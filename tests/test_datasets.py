@@ -13,21 +13,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import tone_clip
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import tone_clip
-from wav2tok_core.data import ClipStore, DataConfig, PairDataset
-from wav2tok_core.datasets import cli as dataset_cli
-from wav2tok_core.datasets.folder import FolderDatasetError, scan_folder
-from wav2tok_core.datasets.fsdd import (
-    FSDD_COMMIT, MARKER, PART, FsddError, download_fsdd, ensure_fsdd, is_complete, load_fsdd, parse_name,
-    standard_split, takes_split, urlopen_from)
-from wav2tok_core.datasets.splits import (
-    SplitError, allocate, explicit_speaker_split, speaker_split, stratified_split, write_split_outputs)
-from wav2tok_core.datasets.summary import summarize
-from wav2tok_core.formats import read_reference_bin
-from wav2tok_core.manifest import ManifestItem, read_manifest
+from wav2tok_core.cli import dataset as dataset_cli
+from wav2tok_core.data.folder import scan_folder
+from wav2tok_core.data.fsdd import (FSDD_COMMIT, MARKER, PART, download_fsdd, ensure_fsdd, is_complete, load_fsdd,
+                                    parse_name, standard_split, takes_split, urlopen_from)
+from wav2tok_core.data.manifest import ManifestItem, read_manifest
+from wav2tok_core.data.reference_bin import read_reference_bin
+from wav2tok_core.data.splits import (allocate, explicit_speaker_split, speaker_split, stratified_split,
+                                      write_split_outputs)
+from wav2tok_core.data.summary import summarize
+from wav2tok_core.errors import FolderDatasetError, FsddError, SplitError
+from wav2tok_core.train.data import ClipStore, DataConfig, PairDataset
 
 SR = 16000
 

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from conftest import write_tone_data
 
-from wav2tok_core.formats import write_reference_bin
+from wav2tok_core.data.reference_bin import write_reference_bin
 
 pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
                                 reason="torch.distributed with the gloo backend is not available")

@@ -17,26 +17,17 @@ import soundfile as sf
 import torch
 from conftest import tone_clip
 
-from wav2tok_core.baselines import dtw_score_matrix
-from wav2tok_core.clustering import e_step
-from wav2tok_core.config import ConfigError, FeatureConfig, ModelConfig
-from wav2tok_core.eval_cli import register
-from wav2tok_core.evaluate import (
-    METHODS,
-    Condition,
-    EvalClip,
-    EvalConfig,
-    EvalError,
-    build_methods,
-    evaluate,
-    evaluate_spotting,
-    judgements,
-    protocol_sides,
-)
-from wav2tok_core.manifest import ManifestItem, write_manifest
-from wav2tok_core.metrics import TrueSpan
-from wav2tok_core.model import Wav2Tok
-from wav2tok_core.spotting_data import make_spotting_set
+from wav2tok_core.audio.config import FeatureConfig
+from wav2tok_core.cli.evaluate import register
+from wav2tok_core.data.manifest import ManifestItem, write_manifest
+from wav2tok_core.data.spotting import TrueSpan, make_spotting_set
+from wav2tok_core.errors import ConfigError, EvalError
+from wav2tok_core.eval.baselines import dtw_score_matrix
+from wav2tok_core.eval.evaluate import (METHODS, Condition, EvalClip, EvalConfig, build_methods, evaluate,
+                                        evaluate_spotting, judgements, protocol_sides)
+from wav2tok_core.model.config import ModelConfig
+from wav2tok_core.model.wav2tok import Wav2Tok
+from wav2tok_core.train.callbacks import e_step
 
 SR = 16000
 CLASSES = 3
@@ -361,7 +352,7 @@ def test_evaluate_command_writes_both_reports(data, tmp_path, capsys) -> None:
 
 
 def test_interpolated_precision_on_a_hand_case() -> None:
-    from wav2tok_core.evaluate import interpolated_precision
+    from wav2tok_core.eval.evaluate import interpolated_precision
 
     ranked = np.array([[True, False, True, False], [False, True, False, False]])
     # query 0: P=1 at R=0.5, P=2/3 at R=1; query 1: P=1/2 at R=1

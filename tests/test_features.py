@@ -6,9 +6,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from wav2tok_core.audio import AudioError, load_audio, pad_batch
-from wav2tok_core.config import ConfigError, FeatureConfig, ModelConfig
-from wav2tok_core.features import FeatureExtractor
+from wav2tok_core.audio.config import FeatureConfig
+from wav2tok_core.audio.features import FeatureExtractor
+from wav2tok_core.audio.io import load_audio, pad_batch
+from wav2tok_core.errors import AudioError, ConfigError
+from wav2tok_core.model.config import ModelConfig
 
 
 @pytest.mark.parametrize("kind,dim", [("stft", 513), ("logmel", 64), ("mfcc", 39), ("pitch", 5)])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from wav2tok_core.formats import (DataFormatError, UnsafePickleError, items_from_split, read_reference_bin,
-                                  split_from_items, write_reference_bin)
-from wav2tok_core.manifest import ManifestError, ManifestItem, read_manifest, write_manifest
+from wav2tok_core.data.manifest import ManifestItem, read_manifest, write_manifest
+from wav2tok_core.data.reference_bin import items_from_split, read_reference_bin, split_from_items, write_reference_bin
+from wav2tok_core.errors import DataFormatError, ManifestError, UnsafePickleError
 
 
 class Exploit:
@@ -100,7 +100,7 @@ def test_unlabelled_rows_cannot_form_classes(tmp_path) -> None:
 
 
 def test_atomic_writes_get_normal_permissions(tmp_path) -> None:
-    from wav2tok_core.fileio import write_json
+    from wav2tok_core.runtime import write_json
 
     write_json(tmp_path / "x.json", {"a": 1})
     mask = os.umask(0)

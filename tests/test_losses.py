@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wav2tok_core.losses import (CosineSimilarity, LearnedSimilarity, ctc_likelihood, diversity_loss, matching_loss,
-                                 prototypes, triplet_loss)
+from wav2tok_core.train.objective import (CosineSimilarity, LearnedSimilarity, ctc_likelihood, diversity_loss,
+                                          matching_loss, prototypes, triplet_loss)
 
 
 def brute_force_nll(log_probs: torch.Tensor, target: list[int]) -> float:

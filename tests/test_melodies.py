@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wav2tok_core.datasets.melodies import (
-    MelodySetConfig, Tune, assign_splits, build_melody_set, cut_phrase, load_tunes, pick_span)
-from wav2tok_core.datasets.synth import SINGERS, render_hum, render_target
-from wav2tok_core.manifest import ManifestItem, read_manifest
+from wav2tok_core.data.manifest import ManifestItem, read_manifest
+from wav2tok_core.data.melodies import (MelodySetConfig, Tune, assign_splits, build_melody_set, cut_phrase, load_tunes,
+                                        pick_span)
+from wav2tok_core.data.synth import SINGERS, render_hum, render_target
 
 SMALL = MelodySetConfig(n_tunes=12, queries_per_tune=3)
 HOP_S = 0.01

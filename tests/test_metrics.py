@@ -6,15 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wav2tok_core.metrics import (
-    ScoredSpan,
-    TrueSpan,
-    interval_iou,
-    match_detections,
-    ranking_metrics,
-    relevant_in_rank_order,
-    spotting_pr_curve,
-)
+from wav2tok_core.data.spotting import TrueSpan
+from wav2tok_core.eval.metrics import (interval_iou, match_detections, ranking_metrics, relevant_in_rank_order,
+                                       spotting_pr_curve)
+from wav2tok_core.search.spotting import ScoredSpan
 
 T, F = True, False
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wav2tok_core.audio import AudioError, pad_batch
-from wav2tok_core.clustering import e_step
-from wav2tok_core.config import FeatureConfig, ModelConfig
-from wav2tok_core.model import CheckpointError, Wav2Tok, load_model
+from wav2tok_core.audio.config import FeatureConfig
+from wav2tok_core.audio.io import pad_batch
+from wav2tok_core.errors import AudioError, CheckpointError
+from wav2tok_core.model.config import ModelConfig
+from wav2tok_core.model.wav2tok import Wav2Tok, load_model
+from wav2tok_core.train.callbacks import e_step
 
 CONFIGS = {
     "lstm-mfcc": ModelConfig(num_tokens=12, emb_dim=32),

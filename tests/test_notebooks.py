@@ -8,7 +8,7 @@ import nbformat
 import papermill as pm
 import pytest
 
-from wav2tok_core.pipeline import NOTEBOOK_DIR, NOTEBOOKS, run_pipeline
+from wav2tok_core.workbench.pipeline import NOTEBOOK_DIR, NOTEBOOKS, run_pipeline
 
 CI_PARAMS = NOTEBOOK_DIR / "params" / "ci.yaml"
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from wav2tok_core.config import ConfigError, FeatureConfig
-from wav2tok_core.features import FeatureExtractor
+from wav2tok_core.audio.config import FeatureConfig
+from wav2tok_core.audio.features import FeatureExtractor
+from wav2tok_core.errors import ConfigError
 
 SR = 16000
 

@@ -12,18 +12,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import REPO, tone_clip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wav2tok_core.audio import AudioError, load_audio
-from wav2tok_core.cli import main as cli_main
-from wav2tok_core.clustering import e_step
-from wav2tok_core.config import ConfigError, ModelConfig
-from wav2tok_core.formats import write_reference_bin
-from wav2tok_core.model import Wav2Tok
-from wav2tok_core.train import parse_args
-
-from conftest import REPO, tone_clip
+from wav2tok_core.audio.io import load_audio
+from wav2tok_core.cli.main import main as cli_main
+from wav2tok_core.data.reference_bin import write_reference_bin
+from wav2tok_core.errors import AudioError, ConfigError
+from wav2tok_core.model.config import ModelConfig
+from wav2tok_core.model.wav2tok import Wav2Tok
+from wav2tok_core.train.callbacks import e_step
+from wav2tok_core.train.recipe import parse_args
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_long_recording_is_tokenized_in_windows_without_seams(model) -> None:
 
 
 def test_inference_batches_hold_bounded_audio(model, monkeypatch) -> None:
-    import wav2tok_core.model as model_module
+    import wav2tok_core.model.wav2tok as model_module
 
     long = torch.from_numpy(np.concatenate([tone_clip(k % 3, k) for k in range(60)]))  # ~24 s
     expected = model.frame_tokens([long, long[:8000]], chunk_s=4.0)
@@ -105,7 +105,7 @@ def test_inference_batches_hold_bounded_audio(model, monkeypatch) -> None:
 
 
 def test_tokenize_files_decodes_a_bounded_amount_at_a_time(tmp_path, model, monkeypatch) -> None:
-    from wav2tok_core.cli import tokenize_files
+    from wav2tok_core.cli.main import tokenize_files
 
     paths = []
     for k in range(5):
@@ -215,7 +215,7 @@ def test_a_killed_training_run_resumes_without_losing_finished_epochs(tiny_data,
 
 
 def test_train_command_names_an_unusable_checkpoint(tiny_data, tmp_path, capsys) -> None:
-    from wav2tok_core.train import main as train_main
+    from wav2tok_core.train.recipe import main as train_main
 
     data = write_reference_bin(tiny_data["train"], tiny_data["test"], tmp_path / "tones.bin")
     Wav2Tok(ModelConfig(emb_dim=32, num_tokens=6, num_layers=1)).save(tmp_path / "m32.pt")
@@ -231,7 +231,7 @@ def test_train_command_names_an_unusable_checkpoint(tiny_data, tmp_path, capsys)
 def test_malicious_bin_is_refused_in_one_line(tmp_path, capsys) -> None:
     import pickle
 
-    from wav2tok_core.train import main as train_main
+    from wav2tok_core.train.recipe import main as train_main
 
     marker = tmp_path / "pwned"
 
@@ -257,7 +257,8 @@ def test_tokenize_with_no_audio_or_a_bad_model_exits_2(tmp_path, model, capsys) 
 
 def test_absurd_values_are_refused(model, tmp_path) -> None:
     from wav2tok_core.config import from_dict
-    from wav2tok_core.retrieval import IndexFileError, TokenIndex
+    from wav2tok_core.errors import IndexFileError
+    from wav2tok_core.search.index import TokenIndex
 
     with pytest.raises(AudioError, match="not audio"):
         model.tokenize([np.full(16000, 1e20, dtype=np.float32)])
@@ -274,7 +275,7 @@ def test_absurd_values_are_refused(model, tmp_path) -> None:
 
 
 def test_missing_validation_split_is_reported(tiny_data, tmp_path, capsys) -> None:
-    from wav2tok_core.train import main as train_main
+    from wav2tok_core.train.recipe import main as train_main
 
     data = write_reference_bin(tiny_data["train"], {}, tmp_path / "noval.bin")
     assert train_main(["--dataset", str(data), "--is_dict", "True", "--emb_dim", "16", "--num_tokens", "6",

@@ -10,17 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wav2tok_core.retrieval import (
-    MAX_TOKEN,
-    IndexFileError,
-    TokenIndex,
-    _flatten,
-    _NgramIndex,
-    candidate_recall,
-    edit_similarity_matrix,
-    encode_tokens,
-)
-from wav2tok_core.spotting import find_occurrences, span_seconds, spot_batch
+from wav2tok_core.errors import IndexFileError
+from wav2tok_core.search.index import (MAX_TOKEN, TokenIndex, _flatten, _NgramIndex, candidate_recall,
+                                       edit_similarity_matrix, encode_tokens)
+from wav2tok_core.search.spotting import find_occurrences, span_seconds, spot_batch
 
 token_strings = st.lists(st.integers(0, 3), min_size=0, max_size=8)
 

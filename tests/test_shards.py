@@ -14,12 +14,13 @@ import torch
 import torch.distributed as dist
 from conftest import tone_clip
 
-from wav2tok_core.cli import main as cli
-from wav2tok_core.config import ModelConfig
-from wav2tok_core.manifest import ManifestItem, write_manifest
-from wav2tok_core.model import Wav2Tok
-from wav2tok_core.retrieval import TokenIndex
-from wav2tok_core.shards import Shard, ShardError
+from wav2tok_core.cli.main import main as cli
+from wav2tok_core.data.manifest import ManifestItem, write_manifest
+from wav2tok_core.errors import ShardError
+from wav2tok_core.model.config import ModelConfig
+from wav2tok_core.model.wav2tok import Wav2Tok
+from wav2tok_core.search.index import TokenIndex
+from wav2tok_core.search.shards import Shard
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from wav2tok_core.cli import main as cli_main
-from wav2tok_core.config import ConfigError
-from wav2tok_core.formats import write_reference_bin
-from wav2tok_core.train import FLAGS, RunSpec, main, parse_args, parse_bool
+from wav2tok_core.cli.main import main as cli_main
+from wav2tok_core.data.reference_bin import write_reference_bin
+from wav2tok_core.errors import ConfigError
+from wav2tok_core.train.recipe import FLAGS, RunSpec, main, parse_args, parse_bool
 
 # flag -> (command-line value, expected value); every entry of FLAGS must appear here
 VALUES = {
@@ -116,7 +116,7 @@ def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None
 
 def built(tiny_data, tmp_path, *flags: str):
     """A trainer built from reference flags on the tiny tone data (3 classes x 4 clips)."""
-    from wav2tok_core.train import build_trainer
+    from wav2tok_core.train.recipe import build_trainer
 
     data = write_reference_bin(tiny_data["train"], tiny_data["test"], tmp_path / "bin" / "tones.bin")
     argv = ["--dataset", str(data), "--is_dict", "True", "--emb_dim", "16", "--num_tokens", "6", "--num_layers", "1",
@@ -127,8 +127,8 @@ def built(tiny_data, tmp_path, *flags: str):
 def test_model_flags_shape_the_built_model(tiny_data, tmp_path) -> None:
     from torch import nn
 
-    from wav2tok_core.encoders import TransformerEncoder
-    from wav2tok_core.losses import CosineSimilarity, LearnedSimilarity
+    from wav2tok_core.model.encoders import TransformerEncoder
+    from wav2tok_core.train.objective import CosineSimilarity, LearnedSimilarity
 
     plain = built(tiny_data, tmp_path).model
     assert isinstance(plain.similarity, LearnedSimilarity) and plain.proj.in_features == 16
@@ -157,8 +157,8 @@ def test_data_and_device_flags_reach_the_trainer(tiny_data, tmp_path) -> None:
 
 
 def test_positive_other_speaker_takes_speakers_from_the_manifest(tiny_data, tmp_path) -> None:
-    from wav2tok_core.manifest import ManifestItem, write_manifest
-    from wav2tok_core.train import build_trainer
+    from wav2tok_core.data.manifest import ManifestItem, write_manifest
+    from wav2tok_core.train.recipe import build_trainer
 
     items = [ManifestItem(p, label, f"s{i % 2}", "train") for label, paths in tiny_data["train"].items()
              for i, p in enumerate(paths)]
@@ -172,7 +172,7 @@ def test_positive_other_speaker_takes_speakers_from_the_manifest(tiny_data, tmp_
 
 
 def test_cluster_split_clusters_that_share_of_the_clips(tiny_data, tmp_path, monkeypatch) -> None:
-    import wav2tok_core.clustering as clustering
+    import wav2tok_core.train.callbacks as clustering
 
     sizes: list[int] = []
     real = clustering.e_step

@@ -6,12 +6,12 @@ import json
 import pytest
 import torch
 
-from wav2tok_core.clustering import EStep
-from wav2tok_core.config import ModelConfig
-from wav2tok_core.formats import write_reference_bin
-from wav2tok_core.train import RunSpec, build_trainer
-from wav2tok_core.data import DataConfig
-from wav2tok_core.trainer import Callback, TrainConfig, warmup_then_decay
+from wav2tok_core.data.reference_bin import write_reference_bin
+from wav2tok_core.model.config import ModelConfig
+from wav2tok_core.train.callbacks import EStep
+from wav2tok_core.train.data import DataConfig
+from wav2tok_core.train.recipe import RunSpec, build_trainer
+from wav2tok_core.train.trainer import Callback, TrainConfig, warmup_then_decay
 
 TINY = dict(emb_dim=16, num_tokens=6, num_layers=1)
 

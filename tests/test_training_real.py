@@ -5,13 +5,13 @@ import numpy as np
 import torch
 from rapidfuzz.distance import Levenshtein
 
-from wav2tok_core.audio import load_audio
-from wav2tok_core.config import ModelConfig
-from wav2tok_core.data import ClipStore, DataConfig, PairDataset
-from wav2tok_core.clustering import EStep
-from wav2tok_core.model import Wav2Tok
-from wav2tok_core.retrieval import encode_tokens
-from wav2tok_core.trainer import Callback, TrainConfig, Trainer
+from wav2tok_core.audio.io import load_audio
+from wav2tok_core.model.config import ModelConfig
+from wav2tok_core.model.wav2tok import Wav2Tok
+from wav2tok_core.search.index import encode_tokens
+from wav2tok_core.train.callbacks import EStep
+from wav2tok_core.train.data import ClipStore, DataConfig, PairDataset
+from wav2tok_core.train.trainer import Callback, TrainConfig, Trainer
 
 
 def paired_distance(model: Wav2Tok, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:

@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wav2tok_core.clustering import e_step
-from wav2tok_core.config import ModelConfig
-from wav2tok_core.formats import items_from_split
-from wav2tok_core.model import Wav2Tok
-from wav2tok_core.retrieval import TokenIndex
-from wav2tok_core.viz import token_segments
-from wav2tok_core.widgets import GAP, TokenInspector, align_tokens, inspector_widget
+from wav2tok_core.data.reference_bin import items_from_split
+from wav2tok_core.model.config import ModelConfig
+from wav2tok_core.model.wav2tok import Wav2Tok
+from wav2tok_core.search.index import TokenIndex
+from wav2tok_core.train.callbacks import e_step
+from wav2tok_core.workbench.viz import token_segments
+from wav2tok_core.workbench.widgets import GAP, TokenInspector, align_tokens, inspector_widget
 
 
 @pytest.fixture

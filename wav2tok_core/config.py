@@ -1,30 +1,23 @@
-"""Typed configurations. Every default carries a comment; every value is checked on construction.
+"""Typed configurations: building dataclass configs from mappings and files, with every value checked.
 
-``FeatureConfig`` and ``ModelConfig`` travel inside checkpoints (as plain dicts), so a model can be
-rebuilt from its file alone. ``TrainConfig`` lives in :mod:`wav2tok_core.trainer`.
+The configs themselves live with what they configure: ``FeatureConfig`` in :mod:`wav2tok_core.audio.config`,
+``ModelConfig`` in :mod:`wav2tok_core.model.config`, ``TrainConfig`` in :mod:`wav2tok_core.train.trainer`.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 import yaml
 
-FEATURE_KINDS = ("stft", "logmel", "mfcc", "pitch")
-PITCH_REPRS = ("chroma", "contour")  # see wav2tok_core.pitch.pitch_features
+from .errors import ConfigError
 
 C = TypeVar("C")
 
 
-class ConfigError(ValueError):
-    """A configuration value is unknown or out of range; the message names the field."""
-
-
-def _require(ok: bool, name: str, message: str) -> None:
+def require(ok: bool, name: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{name}: {message}")
 
@@ -83,101 +76,6 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: top level must be a mapping, got {type(data).__name__}")
     return data
-
-
-@dataclass
-class FeatureConfig:
-    """How audio becomes frames. ``dim`` is derived, never set by hand."""
-
-    kind: str = "mfcc"  # "stft" (magnitude), "logmel", "mfcc" (won on FSDD, README) or "pitch" (YIN f0
-    #                     contour, voicing, energy: for melodies, see pitch.py)
-    sr: int = 16000  # every clip is resampled to this rate (Hz)
-    n_fft: int = 1024  # STFT window and FFT size, as in the reference (64 ms at 16 kHz)
-    hop_length: int = 256  # frame step, as in the reference (16 ms at 16 kHz)
-    n_mels: int = 64  # mel bands for logmel and for the filterbank under mfcc
-    n_mfcc: int = 13  # cepstral coefficients before deltas
-    deltas: bool = True  # mfcc only: append delta and delta-delta (13 -> 39 dims)
-    log: bool = True  # stft only: log(1 + magnitude) instead of raw magnitude
-    normalize: bool = True  # per-utterance mean/variance normalisation over each clip's own frames
-    #                          (pitch: remove the clip's key, see pitch_repr)
-    f0_min: float = 60.0  # pitch only: lowest f0 searched (Hz); needs n_fft >= 2 * sr / f0_min
-    f0_max: float = 1000.0  # pitch only: highest f0 searched (Hz)
-    pitch_repr: str = "chroma"  # pitch only: "chroma" (pitch class relative to the key as cos/sin, octave-
-    #                             invariant; steadier under re-synthesis, README) or "contour" (semitones
-    #                             relative to the median pitch; checkpoints saved before this option)
-
-    def __post_init__(self) -> None:
-        _require(self.kind in FEATURE_KINDS, "features.kind", f"{self.kind!r} is not one of {FEATURE_KINDS}")
-        _require(self.sr >= 1000, "features.sr", f"sample rate {self.sr} Hz is too low (>= 1000)")
-        _require(self.n_fft >= 16, "features.n_fft", f"{self.n_fft} must be >= 16")
-        _require(0 < self.hop_length <= self.n_fft, "features.hop_length", "must be in (0, n_fft]")
-        _require(self.n_mels >= 4, "features.n_mels", "must be >= 4")
-        _require(1 <= self.n_mfcc <= self.n_mels, "features.n_mfcc", "must be in [1, n_mels]")
-        _require(self.pitch_repr in PITCH_REPRS, "features.pitch_repr",
-                 f"{self.pitch_repr!r} is not one of {PITCH_REPRS}")
-        if self.kind == "pitch":
-            _require(0 < self.f0_min < self.f0_max < self.sr / 2, "features.f0_min/f0_max",
-                     f"need 0 < f0_min < f0_max < sr/2, got {self.f0_min}, {self.f0_max}")
-            _require(self.n_fft >= 2 * self.sr / self.f0_min, "features.n_fft",
-                     f"{self.n_fft} samples cannot hold two periods of f0_min={self.f0_min} Hz at {self.sr} Hz")
-
-    @property
-    def dim(self) -> int:
-        """Feature dimension F of one frame."""
-        if self.kind == "stft":
-            return self.n_fft // 2 + 1
-        if self.kind == "logmel":
-            return self.n_mels
-        if self.kind == "pitch":
-            return 5 if self.pitch_repr == "chroma" else 4  # pitch (cos, sin or semitones), delta, voicing, energy
-        return self.n_mfcc * (3 if self.deltas else 1)
-
-
-@dataclass
-class ModelConfig:
-    """The wav2tok network: encoder, projection, codebook and loss weights."""
-
-    features: FeatureConfig = field(default_factory=FeatureConfig)  # front end; sets input_dim
-    use_transformer: bool = False  # Transformer encoder instead of the BiLSTM
-    emb_dim: int = 256  # encoder output size (BiLSTM: emb_dim/2 per direction)
-    num_layers: int = 2  # BiLSTM or Transformer layers
-    dropout: float = 0.25  # between encoder layers
-    nhead: int = 4  # Transformer attention heads (emb_dim must divide by it)
-    num_tokens: int = 50  # codebook size K (reference examples use 50)
-    temp: float = 0.1  # logits = cos(h, e) / temp, also in the matching softmax
-    alpha: float = 0.01  # weight of the CTC likelihood term X -> tokens(X') (reference README; 0.1 collapses)
-    beta: float = 0.01  # weight of the CTC likelihood term X' -> tokens(X)
-    use_cosine: bool = False  # matching loss scores prototypes by cosine instead of learned similarity
-    triplet_margin: float = 1.0  # triplet mode: hinge margin, in nats per token (see losses.triplet_loss)
-    diversity: float = 0.0  # weight of a codebook-usage entropy term (not in the paper; off by default): an
-    #                         alternative guard against collapse for targets="online" (see README)
-    diversity_per_clip: bool = True  # entropy of each clip's token usage (True) or of the whole batch's
-    targets: str = "teacher"  # who assigns tokens in the M-step: "teacher" (a frozen copy of the model
-    #                           taken at each E-step, as in EM) or "online" (the model being trained, as in
-    #                           the reference code); see README for the measured difference
-
-    def __post_init__(self) -> None:
-        _require(self.emb_dim >= 4 and self.emb_dim % 2 == 0, "emb_dim", f"{self.emb_dim} must be even and >= 4")
-        _require(self.num_layers >= 1, "num_layers", "must be >= 1")
-        _require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
-        _require(self.num_tokens >= 2, "num_tokens", f"{self.num_tokens} must be >= 2")
-        _require(math.isfinite(self.temp) and self.temp > 0, "temp", f"{self.temp} must be finite and > 0")
-        _require(self.alpha >= 0 and self.beta >= 0, "alpha/beta", "must be >= 0")
-        _require(self.triplet_margin >= 0, "triplet_margin", "must be >= 0")
-        _require(self.diversity >= 0, "diversity", "must be >= 0")
-        _require(self.targets in ("teacher", "online"), "targets", f"{self.targets!r} is not 'teacher' or 'online'")
-        if self.use_transformer:
-            _require(self.emb_dim % self.nhead == 0, "nhead", f"emb_dim {self.emb_dim} must divide by {self.nhead}")
-
-    @property
-    def input_dim(self) -> int:
-        """Encoder input size, derived from the feature config."""
-        return self.features.dim
-
-    @property
-    def code_dim(self) -> int:
-        """Size of the projected space holding frame vectors h_t and codewords e_k."""
-        return self.emb_dim // 2
 
 
 def to_dict(config: Any) -> dict[str, Any]:

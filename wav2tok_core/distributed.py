@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .device import resolve_device
+from .runtime import resolve_device
 
 
 @dataclass(frozen=True)

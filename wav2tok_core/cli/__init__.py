@@ -1,0 +1,4 @@
+"""The ``wav2tok`` command: one entry point whose subcommands share one error handling.
+
+May import every layer.
+"""

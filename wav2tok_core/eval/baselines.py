@@ -1,0 +1,209 @@
+"""Baselines on frame features: DTW, subsequence DTW and k-means tokens + edit distance.
+
+Features are ``list[np.ndarray]``, each (T_i, F) with T_i >= 1; normalising them (e.g. per-utterance
+mean/variance) is the caller's job.
+
+DTW details (shared by full and subsequence DTW):
+
+* local cost ``"euclidean"``: ``||a_i - b_j||``; ``"cosine"``: ``1 - cos(a_i, b_j)`` (a zero frame
+  has cosine cost 1 to everything).
+* steps (1, 0), (0, 1), (1, 1), each cell's cost counted once; accumulated cost D is minimised.
+* the path length L (number of cells on the path) is tracked alongside; among predecessors with
+  exactly equal D the one with the shorter path wins, so (D, L) is the lexicographic minimum over
+  all warping paths.
+* the reported distance is ``D / L``; similarities for :mod:`wav2tok_core.metrics` are ``-D / L``.
+* subsequence DTW lets the query start and end at any recording frame and picks the end with the
+  least ``D / L``.
+
+The numba kernels are compiled on first use (a few seconds per process).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from numba import njit, prange
+from sklearn.cluster import MiniBatchKMeans
+
+from ..search.index import edit_similarity_matrix
+
+METRICS = ("euclidean", "cosine")
+
+
+@njit(cache=False, fastmath=True)
+def _local_cost(a: np.ndarray, b: np.ndarray, i: int, j: int, cosine: bool) -> float:
+    """Cost of frames a[i] and b[j]; for cosine the rows are already unit length (or zero)."""
+    total = 0.0
+    if cosine:
+        for f in range(a.shape[1]):
+            total += a[i, f] * b[j, f]
+        return 1.0 - total
+    for f in range(a.shape[1]):
+        diff = a[i, f] - b[j, f]
+        total += diff * diff
+    return np.sqrt(total)
+
+
+@njit(cache=False)
+def _better(cost: float, length: int, best_cost: float, best_length: int) -> bool:
+    """Lexicographic (cost, length) comparison."""
+    return cost < best_cost or (cost == best_cost and length < best_length)
+
+
+@njit(cache=False)
+def _dtw_pair(a: np.ndarray, b: np.ndarray, cosine: bool, subsequence: bool) -> tuple[float, int, int]:
+    """Path-normalised DTW of a (m, F) against b (n, F): (D / L, start frame in b, end frame in b + 1).
+
+    Rolling rows of accumulated cost, path length and path start (the start is only free in
+    subsequence mode).
+    """
+    m, n = a.shape[0], b.shape[0]
+    cost = np.empty(n)
+    length = np.empty(n, dtype=np.int64)
+    origin = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        c = _local_cost(a, b, 0, j, cosine)
+        if subsequence or j == 0:
+            cost[j], length[j], origin[j] = c, 1, j
+        else:
+            cost[j], length[j], origin[j] = cost[j - 1] + c, length[j - 1] + 1, 0
+    for i in range(1, m):
+        diag_cost, diag_length, diag_origin = cost[0], length[0], origin[0]
+        cost[0] += _local_cost(a, b, i, 0, cosine)
+        length[0] += 1
+        for j in range(1, n):
+            best_cost, best_length, best_origin = diag_cost, diag_length, diag_origin
+            if _better(cost[j], length[j], best_cost, best_length):
+                best_cost, best_length, best_origin = cost[j], length[j], origin[j]
+            if _better(cost[j - 1], length[j - 1], best_cost, best_length):
+                best_cost, best_length, best_origin = cost[j - 1], length[j - 1], origin[j - 1]
+            diag_cost, diag_length, diag_origin = cost[j], length[j], origin[j]
+            cost[j] = best_cost + _local_cost(a, b, i, j, cosine)
+            length[j] = best_length + 1
+            origin[j] = best_origin
+    end = n - 1
+    if subsequence:
+        for j in range(n):
+            if cost[j] / length[j] < cost[end] / length[end]:
+                end = j
+    return cost[end] / length[end], origin[end], end + 1
+
+
+@njit(parallel=True, cache=False)
+def _dtw_all_pairs(
+    q_flat: np.ndarray, q_offsets: np.ndarray, d_flat: np.ndarray, d_offsets: np.ndarray, cosine: bool, subsequence: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DTW of every query against every database sequence: three (n_q, n_d) arrays (distance, start, end)."""
+    n_q, n_d = q_offsets.size - 1, d_offsets.size - 1
+    distance = np.empty((n_q, n_d))
+    start = np.empty((n_q, n_d), dtype=np.int64)
+    end = np.empty((n_q, n_d), dtype=np.int64)
+    for pair in prange(n_q * n_d):
+        qi, di = pair // n_d, pair % n_d
+        a = q_flat[q_offsets[qi]:q_offsets[qi + 1]]
+        b = d_flat[d_offsets[di]:d_offsets[di + 1]]
+        distance[qi, di], start[qi, di], end[qi, di] = _dtw_pair(a, b, cosine, subsequence)
+    return distance, start, end
+
+
+def _stack(features: Sequence[np.ndarray], metric: str, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate (T_i, F) sequences into float64 (sum T, F) plus (n + 1,) offsets; unit rows for cosine."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    arrays = [np.asarray(f, dtype=np.float64) for f in features]
+    for arr in arrays:
+        if arr.ndim != 2 or arr.shape[0] == 0 or (dim is not None and arr.shape[1] != dim):
+            raise ValueError(f"each feature array must be (T >= 1, {dim or 'F'}), got {arr.shape}")
+    dims = {arr.shape[1] for arr in arrays}
+    if len(dims) > 1:
+        raise ValueError(f"feature arrays have different widths {sorted(dims)}")
+    flat = np.ascontiguousarray(np.concatenate(arrays)) if arrays else np.zeros((0, dim or 1))
+    if metric == "cosine":
+        norms = np.linalg.norm(flat, axis=1, keepdims=True)
+        flat = np.divide(flat, norms, out=np.zeros_like(flat), where=norms > 0)
+    offsets = np.concatenate([[0], np.cumsum([arr.shape[0] for arr in arrays])]).astype(np.int64)
+    return flat, offsets
+
+
+def _run(queries: Sequence[np.ndarray], database: Sequence[np.ndarray], metric: str, subsequence: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stack inputs (checking feature widths agree) and run the pairwise kernel."""
+    q_flat, q_offsets = _stack(queries, metric)
+    d_flat, d_offsets = _stack(database, metric, dim=q_flat.shape[1] if len(queries) else None)
+    if not len(queries) or not len(database):
+        shape = (len(queries), len(database))
+        return np.zeros(shape), np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
+    return _dtw_all_pairs(q_flat, q_offsets, d_flat, d_offsets, metric == "cosine", subsequence)
+
+
+def dtw_distance(a: np.ndarray, b: np.ndarray, metric: str = "euclidean") -> float:
+    """Path-length-normalised DTW distance of a (m, F) and b (n, F)."""
+    return float(_run([a], [b], metric, subsequence=False)[0][0, 0])
+
+
+def dtw_score_matrix(queries: Sequence[np.ndarray], database: Sequence[np.ndarray], metric: str = "euclidean") -> np.ndarray:
+    """Similarities ``-D / L`` of every query against every database sequence, shape (n_queries, n_database)."""
+    return 0.0 - _run(queries, database, metric, subsequence=False)[0]
+
+
+def subsequence_dtw(query: np.ndarray, recording: np.ndarray, metric: str = "euclidean") -> tuple[float, int, int]:
+    """Best placement of query (m, F) inside recording (n, F): (D / L, start frame, end frame exclusive)."""
+    distance, start, end = _run([query], [recording], metric, subsequence=True)
+    return float(distance[0, 0]), int(start[0, 0]), int(end[0, 0])
+
+
+def subsequence_dtw_matrix(
+    queries: Sequence[np.ndarray], recordings: Sequence[np.ndarray], metric: str = "euclidean"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Subsequence DTW of every query in every recording: (distance, start, end), each (n_queries, n_recordings)."""
+    return _run(queries, recordings, metric, subsequence=True)
+
+
+def collapse_repeats(ids: np.ndarray) -> list[int]:
+    """Drop consecutive repeats: [3, 3, 1, 1, 3] -> [3, 1, 3]."""
+    ids = np.asarray(ids)
+    if ids.size == 0:
+        return []
+    keep = np.concatenate([[True], ids[1:] != ids[:-1]])
+    return ids[keep].tolist()
+
+
+class KMeansTokenizer:
+    """Vector-quantisation baseline: nearest k-means centroid per frame, consecutive repeats collapsed."""
+
+    def __init__(self, num_tokens: int, seed: int = 0, batch_size: int = 4096) -> None:
+        self.num_tokens = num_tokens
+        self.seed = seed
+        self.batch_size = batch_size
+        self._kmeans: MiniBatchKMeans | None = None
+
+    def fit(self, features: Sequence[np.ndarray]) -> "KMeansTokenizer":
+        """Fit the codebook on all frames of ``features`` (list of (T, F))."""
+        frames = np.concatenate([np.asarray(f, dtype=np.float32) for f in features])
+        if frames.shape[0] < self.num_tokens:
+            raise ValueError(f"need at least {self.num_tokens} training frames, got {frames.shape[0]}")
+        kmeans = MiniBatchKMeans(n_clusters=self.num_tokens, random_state=self.seed, batch_size=self.batch_size, n_init=3)
+        self._kmeans = kmeans.fit(frames)
+        return self
+
+    @property
+    def centroids(self) -> np.ndarray:
+        """(num_tokens, F) codebook."""
+        if self._kmeans is None:
+            raise RuntimeError("KMeansTokenizer is not fitted")
+        return self._kmeans.cluster_centers_
+
+    def tokenize(self, features: Sequence[np.ndarray]) -> list[list[int]]:
+        """Token string (collapsed centroid ids) of each (T, F) array."""
+        if self._kmeans is None:
+            raise RuntimeError("KMeansTokenizer is not fitted")
+        if not len(features):
+            return []
+        arrays = [np.asarray(f, dtype=np.float32) for f in features]
+        labels = self._kmeans.predict(np.concatenate(arrays))
+        bounds = np.cumsum([a.shape[0] for a in arrays])[:-1]
+        return [collapse_repeats(part) for part in np.split(labels, bounds)]
+
+
+def vq_score_matrix(tokenizer: KMeansTokenizer, queries: Sequence[np.ndarray], database: Sequence[np.ndarray]) -> np.ndarray:
+    """"k-means tokens + edit distance" baseline: (n_queries, n_database) edit similarities."""
+    return edit_similarity_matrix(tokenizer.tokenize(queries), tokenizer.tokenize(database))

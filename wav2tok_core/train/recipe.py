@@ -1,0 +1,274 @@
+"""``python -m wav2tok_core.train``: the reference command line, every flag under its own name.
+
+    python -m wav2tok_core.train --dataset audios --is_dict True --apply_augmentation True
+
+``--dataset NAME`` reads ``{bin_dir}/NAME.bin`` (the reference ``[X_train, X_test]`` pickle, read
+safely); a path to a ``.bin``, ``.json`` or ``.csv`` manifest works too. ``X_test`` (or the manifest's
+``val`` rows) is the validation set early stopping watches. ``--config run.yaml`` holds the same keys
+as the flags; flags given on the command line win.
+
+The same command trains on several processes or GPUs when started by torchrun (README, "Train on N GPUs"):
+
+    torchrun --nproc_per_node 4 -m wav2tok_core.train --dataset audios --is_dict True --batch_size 64
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from .. import distributed
+from ..audio.augment import AugmentConfig
+from ..audio.config import FEATURE_KINDS, PITCH_REPRS, FeatureConfig
+from ..config import load_config_file, to_dict
+from ..data.manifest import read_manifest
+from ..data.reference_bin import Split, read_reference_bin, split_from_items
+from ..errors import ConfigError
+from ..model.config import ModelConfig
+from ..model.wav2tok import Wav2Tok
+from ..runtime import seed_everything, write_json
+from .callbacks import EStep
+from .data import ClipStore, DataConfig, PairDataset
+from .trainer import TrainConfig, Trainer
+from .validation import make_validator
+
+# flag -> (section, field). Sections: model, features, data, augment, train, run.
+FLAGS: dict[str, tuple[str, str]] = {
+    # class wav2tok
+    "use_transformer": ("model", "use_transformer"), "emb_dim": ("model", "emb_dim"),
+    "num_tokens": ("model", "num_tokens"), "num_layers": ("model", "num_layers"), "dropout": ("model", "dropout"),
+    "use_cosine": ("model", "use_cosine"), "temp": ("model", "temp"), "alpha": ("model", "alpha"),
+    "beta": ("model", "beta"), "triplet_margin": ("model", "triplet_margin"), "nhead": ("model", "nhead"),
+    "diversity": ("model", "diversity"), "diversity_per_clip": ("model", "diversity_per_clip"),
+    "targets": ("model", "targets"),
+    "input_dim": ("run", "input_dim"),
+    # features
+    "sr": ("features", "sr"), "features": ("features", "kind"), "n_fft": ("features", "n_fft"),
+    "hop_length": ("features", "hop_length"), "n_mels": ("features", "n_mels"), "f0_min": ("features", "f0_min"),
+    "f0_max": ("features", "f0_max"), "pitch_repr": ("features", "pitch_repr"),
+    # Trainer(...) sampling
+    "is_dict": ("data", "is_dict"), "is_triplet": ("data", "is_triplet"), "is_single": ("data", "is_single"),
+    "is_pairwise": ("run", "is_pairwise"), "apply_augmentation": ("data", "apply_augmentation"),
+    "positive_other_speaker": ("data", "positive_other_speaker"),
+    "same_length": ("data", "same_length"), "clip": ("data", "clip"), "clip_duration": ("data", "clip_duration"),
+    "sample_subdataset": ("data", "sample_subdataset"), "subdata_split": ("data", "subdata_split"),
+    "aug_pitch": ("augment", "pitch_semitones"), "aug_stretch": ("augment", "stretch_rate"),
+    "aug_noise_snr": ("augment", "noise_snr_db"), "aug_gain": ("augment", "gain_db"),
+    # Trainer(...), optimizer, scheduler, weights
+    "debug": ("train", "debug"), "device": ("train", "device"), "cluster_split": ("train", "cluster_split"),
+    "iter_clust": ("train", "iter_clust"), "batch_size": ("train", "batch_size"), "EPOCHS": ("train", "epochs"),
+    "autosave": ("train", "autosave"), "patience": ("train", "patience"), "name": ("train", "name"),
+    "epoch_start": ("train", "epoch_start"), "learning_rate": ("train", "learning_rate"),
+    "train_steps": ("train", "train_steps"), "warmup": ("train", "warmup"), "save_dir": ("train", "save_dir"),
+    "load_dir": ("train", "load_dir"), "load_model_epochid": ("train", "load_model_epochid"),
+    "seed": ("train", "seed"), "num_workers": ("train", "num_workers"), "grad_clip": ("train", "grad_clip"),
+    "progress": ("train", "progress"), "threads": ("train", "threads"),
+    # where the data is
+    "dataset": ("run", "dataset"), "bin_dir": ("run", "bin_dir"),
+}
+DEBUG_CLIPS = 32  # --debug keeps this many training and validation clips
+
+
+def parse_bool(text: str | bool) -> bool:
+    """Reference spellings: True/False, 1/0 (also yes/no, on/off), any case."""
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes", "y", "on"):
+        return True
+    if value in ("false", "0", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True/False or 1/0, got {text!r}")
+
+
+def optional_int(text: str) -> int | None:
+    return None if str(text).lower() in ("none", "") else int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wav2tok train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = argparse.SUPPRESS  # unset flags stay absent, so YAML values and defaults show through
+    flag = lambda name, **kw: p.add_argument(f"--{name}", default=s, **kw)  # noqa: E731
+    boolean = lambda name, help: flag(name, type=parse_bool, nargs="?", const=True, help=help)  # noqa: E731
+    p.add_argument("--config", help="YAML/JSON file with any of these flags as keys")
+    flag("dataset", help="NAME of {bin_dir}/NAME.bin, or a path to a .bin/.json/.csv manifest")
+    flag("bin_dir", help="folder of reference .bin splits (default: bin)")
+    boolean("debug", "1: tiny fast run (32 clips, 2 epochs of <= 8 batches)")
+    boolean("use_transformer", "Transformer encoder instead of BiLSTM")
+    flag("input_dim", type=int, help="checked against the dimension the feature config gives")
+    for name in ("emb_dim", "num_tokens", "num_layers", "nhead", "iter_clust", "batch_size", "EPOCHS", "autosave",
+                 "patience", "epoch_start", "seed", "num_workers", "threads", "sr", "n_fft", "hop_length", "n_mels"):
+        flag(name, type=int)
+    for name in ("temp", "alpha", "beta", "dropout", "triplet_margin", "diversity", "cluster_split", "subdata_split",
+                 "clip_duration", "learning_rate", "warmup", "f0_min", "f0_max"):
+        flag(name, type=float)
+    flag("grad_clip", type=lambda t: None if t.lower() == "none" else float(t))
+    flag("train_steps", type=optional_int)
+    flag("load_model_epochid", type=optional_int)
+    flag("features", choices=list(FEATURE_KINDS), help="frame features (default mfcc; pitch for melodies)")
+    flag("pitch_repr", choices=list(PITCH_REPRS), help="pitch features: octave-invariant chroma (default) or contour")
+    flag("targets", choices=["teacher", "online"], help="M-step tokens from the E-step's frozen model or the live one")
+    for name in ("device", "name", "save_dir", "load_dir"):
+        flag(name)
+    for name in ("use_cosine", "diversity_per_clip", "is_dict", "is_triplet", "is_single", "is_pairwise", "apply_augmentation",
+                 "positive_other_speaker", "same_length", "clip", "sample_subdataset", "progress"):
+        boolean(name, FLAGS[name][1])
+    for name in ("aug_pitch", "aug_stretch", "aug_noise_snr", "aug_gain"):
+        flag(name, type=float, nargs=2, metavar=("LOW", "HIGH"))
+    return p
+
+
+@dataclass
+class RunSpec:
+    """Everything a training run needs, resolved from defaults, a config file and flags."""
+
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+    dataset: str
+    bin_dir: str = "bin"
+
+
+def spec_from_options(options: dict[str, Any]) -> RunSpec:
+    """Parsed flag values (by flag name) -> typed configs; bad values raise ConfigError naming the field."""
+    sections: dict[str, dict[str, Any]] = {k: {} for k in ("model", "features", "data", "augment", "train", "run")}
+    for name, value in options.items():
+        section, key = FLAGS[name]
+        sections[section][key] = value
+    run = sections["run"]
+    if run.get("is_pairwise") is False and not (sections["data"].get("is_triplet") or sections["data"].get("is_single")):
+        raise ConfigError("is_pairwise False: choose is_triplet or is_single instead (pairs are the default)")
+    if "dataset" not in run:
+        raise ConfigError("dataset: no training data given (--dataset NAME or a manifest path)")
+    model = ModelConfig(features=FeatureConfig(**sections["features"]), **sections["model"])
+    if run.get("input_dim") is not None and run["input_dim"] != model.input_dim:
+        raise ConfigError(f"input_dim: {run['input_dim']} given, but features {model.features.kind!r} give "
+                          f"{model.input_dim} dims; drop --input_dim (it is derived) or change the features")
+    data = DataConfig(augment=AugmentConfig(**sections["augment"]), **sections["data"])
+    return RunSpec(model, data, TrainConfig(**sections["train"]), str(run["dataset"]), run.get("bin_dir", "bin"))
+
+
+def config_file_argv(path: str) -> list[str]:
+    """A YAML/JSON config of flag-name keys as command-line tokens, so it parses exactly like flags."""
+    options = load_config_file(path)
+    unknown = sorted(set(options) - set(FLAGS))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown key(s) {unknown}; keys are the flag names of "
+                          "`wav2tok train --help`")
+    tokens: list[str] = []
+    for name, value in options.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        tokens += [f"--{name}", *(str(v) for v in values)]
+    return tokens
+
+
+def parse_args(argv: Sequence[str] | None = None) -> RunSpec:
+    """Flags, with ``--config FILE`` values underneath them (flags on the command line win)."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config_path = vars(parser.parse_known_args(argv)[0]).get("config")
+    tokens = config_file_argv(config_path) if config_path else []
+    options = vars(parser.parse_args(tokens + argv))
+    options.pop("config", None)
+    return spec_from_options(options)
+
+
+def load_splits(dataset: str, bin_dir: str, by_class: bool) -> tuple[Split, Split, dict[Path, str | None]]:
+    """(train, validation) splits from a reference .bin (by name or path) or a manifest, and the speaker of
+    each clip (a manifest's speaker column; empty for .bin data, which has none)."""
+    path = Path(dataset)
+    if path.suffix.lower() in (".json", ".csv"):
+        items = read_manifest(path)
+        train = [it for it in items if it.split in ("train", None)]
+        val = [it for it in items if it.split == "val"]
+        speakers = {it.path: it.speaker for it in items}
+        return split_from_items(train, by_class), split_from_items(val, by_class), speakers
+    if path.suffix.lower() != ".bin":
+        path = Path(bin_dir) / f"{dataset}.bin"
+    train, val = read_reference_bin(path)
+    if by_class != isinstance(train, dict):
+        kind = "a dict {class: [paths]}" if isinstance(train, dict) else "a list of paths"
+        raise ConfigError(f"is_dict={by_class} but {path} holds {kind}; set --is_dict {not by_class}")
+    return train, val, {}
+
+
+def _flatten(split: Split) -> tuple[list[Path], list[str] | None]:
+    if isinstance(split, dict):
+        pairs = [(p, label) for label, paths in split.items() for p in paths]
+        return [p for p, _ in pairs], [lab for _, lab in pairs]
+    return list(split), None
+
+
+def _head(split: Split, n: int) -> Split:
+    """The first ``n`` clips (debug runs), keeping every class that still has clips."""
+    if isinstance(split, dict):
+        per_class = max(2, n // max(1, len(split)))
+        return {k: v[:per_class] for k, v in list(split.items())[: max(1, n // 2)]}
+    return split[:n]
+
+
+def build_trainer(spec: RunSpec, callbacks: Sequence = ()) -> tuple[Trainer, dict[str, Any]]:
+    """Load data, build model and trainer; returns the trainer and a data report (failed files, counts)."""
+    seed_everything(spec.train.seed)
+    ctx, _ = distributed.setup(spec.train.device)  # under torchrun: join the job before loading data
+    sr = spec.model.features.sr
+    train_split, val_split, speakers = load_splits(spec.dataset, spec.bin_dir, spec.data.is_dict)
+    if spec.train.debug:
+        train_split, val_split = _head(train_split, DEBUG_CLIPS), _head(val_split, DEBUG_CLIPS)
+    train_paths, _ = _flatten(train_split)
+    val_paths, val_labels = _flatten(val_split)
+    store = ClipStore.load(train_paths + val_paths, sr, progress=spec.train.progress and ctx.is_main)
+    dataset = PairDataset(train_split, store, spec.data, sr, seed=spec.train.seed, speakers=speakers)
+    where = store.index()
+    val_ok = [i for i, p in enumerate(val_paths) if p in where]
+    evaluate = None
+    if len(val_ok) >= 2:
+        val_clips = [store.waves[where[val_paths[i]]] for i in val_ok]
+        labels = [val_labels[i] for i in val_ok] if val_labels is not None and spec.data.is_dict else None
+        evaluate = make_validator(val_clips, labels, spec.data.augment, seed=spec.train.seed)
+    estep = EStep([store.waves[i] for _, i in dataset.anchors], spec.train.iter_clust, spec.train.cluster_split,
+                  seed=spec.train.seed)
+    trainer = Trainer(Wav2Tok(spec.model), dataset, spec.train, evaluate=evaluate, callbacks=[estep, *callbacks])
+    report = {"train_clips": len(dataset), "val_clips": len(val_ok),
+              "failed": [{"path": str(p), "reason": r} for p, r in store.failed]}
+    if evaluate is None:
+        report["warning"] = (f"the validation split has {len(val_ok)} usable clip(s), fewer than 2: no validation "
+                             "MRR, so early stopping and best.pt follow the training loss")
+    return trainer, report
+
+
+def run(spec: RunSpec, callbacks: Sequence = ()) -> Trainer:
+    """Train as ``spec`` says; writes ``run_config.json`` and ``data_report.json`` to the run folder."""
+    trainer, report = build_trainer(spec, callbacks)
+    if trainer.dist.is_main:
+        write_json(trainer.run_dir / "run_config.json", {"model": to_dict(spec.model), "data": to_dict(spec.data),
+                                                         "train": to_dict(spec.train), "dataset": spec.dataset,
+                                                         "world_size": trainer.dist.world_size})
+        write_json(trainer.run_dir / "data_report.json", report)
+        for failed in report["failed"]:
+            print(f"skipped {failed['path']}: {failed['reason']}", file=sys.stderr)
+        if "warning" in report:
+            print(f"warning: {report['warning']}", file=sys.stderr)
+    trainer.fit()
+    return trainer
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        spec = parse_args(argv)
+        trainer = run(spec)
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"wav2tok train: error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        distributed.cleanup()
+    if not trainer.dist.is_main:
+        return 0
+    last = trainer.history[-1] if trainer.history else {}
+    print(f"trained {trainer.epoch} epochs, {trainer.step} steps; run folder {trainer.run_dir}; "
+          f"last epoch: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float)))
+    return 0
+

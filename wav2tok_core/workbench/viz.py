@@ -1,0 +1,182 @@
+"""Figures for the notebooks: every function returns a matplotlib Figure and never calls ``show``.
+
+Shapes: T frames, K tokens, D code size.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ..audio.config import FeatureConfig
+from ..audio.features import FeatureExtractor
+
+
+def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` as PNG (folders created) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def token_colors(num_tokens: int) -> np.ndarray:
+    """A distinct RGBA colour per token id ``(K, 4)`` (tab20 cycled with varying lightness)."""
+    base = plt.get_cmap("tab20")(np.arange(20))
+    reps = math.ceil(num_tokens / 20)
+    shades = [base * (1 - 0.35 * r / max(reps, 1)) + 0.35 * r / max(reps, 1) for r in range(reps)]
+    colors = np.concatenate(shades)[:num_tokens]
+    colors[:, 3] = 1.0
+    return colors
+
+
+def duration_histogram(durations: Mapping[str, Sequence[float]]) -> Figure:
+    """Clip durations (seconds) per split, overlaid."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    values = [v for vs in durations.values() for v in vs]
+    bins = np.linspace(0, max(values) if values else 1, 30)
+    for name, vs in durations.items():
+        ax.hist(vs, bins=bins, alpha=0.6, label=f"{name} ({len(vs)})")
+    ax.set(xlabel="duration (s)", ylabel="clips", title="Clip durations by split")
+    ax.legend()
+    return fig
+
+
+def spectrogram(wave: torch.Tensor, sr: int, ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
+    """Log-mel spectrogram of one clip ``(N,)`` on ``ax`` (time in seconds)."""
+    cfg = FeatureConfig(kind="logmel", sr=sr, n_fft=512, hop_length=128, normalize=False)
+    feats, _ = FeatureExtractor(cfg)(wave[None], torch.tensor([wave.numel()]))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 2.5))
+    ax.imshow(feats[0].T.numpy(), origin="lower", aspect="auto", cmap="magma",
+              extent=(0, wave.numel() / sr, 0, cfg.n_mels))
+    ax.set(xlabel="time (s)", ylabel="mel band", title=title)
+    return ax
+
+
+def spectrogram_grid(waves: Sequence[torch.Tensor], titles: Sequence[str], sr: int) -> Figure:
+    """Spectrograms of a few clips, one row each."""
+    fig, axes = plt.subplots(len(waves), 1, figsize=(7, 2.2 * len(waves)), squeeze=False)
+    for ax, wave, title in zip(axes[:, 0], waves, titles):
+        spectrogram(wave, sr, ax, title)
+    fig.tight_layout()
+    return fig
+
+
+def token_segments(frame_tokens: Sequence[int], hop_s: float) -> list[tuple[int, float, float]]:
+    """Runs of equal frame tokens as ``(token, start_s, end_s)``."""
+    runs: list[tuple[int, float, float]] = []
+    for i, t in enumerate(frame_tokens):
+        if runs and runs[-1][0] == t:
+            runs[-1] = (t, runs[-1][1], (i + 1) * hop_s)
+        else:
+            runs.append((int(t), i * hop_s, (i + 1) * hop_s))
+    return runs
+
+
+def tokens_over_spectrogram(wave: torch.Tensor, sr: int, frame_tokens: Sequence[int], hop_s: float,
+                            num_tokens: int, title: str = "") -> Figure:
+    """Spectrogram with a coloured band of token segments below it; segments wide enough to read carry
+    their token id, and thin white lines mark every token change on the spectrogram."""
+    fig, (ax, band) = plt.subplots(2, 1, figsize=(9, 3.6), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
+    spectrogram(wave, sr, ax, title)
+    ax.set_xlabel("")
+    duration = wave.numel() / sr
+    colors = token_colors(num_tokens)
+    for token, start, end in token_segments(frame_tokens, hop_s):
+        band.axvspan(start, min(end, duration), color=colors[token], alpha=0.9)
+        if end - start >= 0.03 * duration:
+            band.text((start + end) / 2, 0.5, str(token), ha="center", va="center", fontsize=7)
+        ax.axvline(start, color="white", lw=0.4, alpha=0.5)
+    band.set(yticks=[], xlabel="time (s)", ylabel="tokens", xlim=(0, duration))
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history: Sequence[Mapping[str, Any]]) -> Figure:
+    """Every logged loss term per step, and the validation metrics per epoch."""
+    steps = [r for r in history if r.get("kind") == "step"]
+    epochs = [r for r in history if r.get("kind") == "epoch"]
+    terms = sorted({k for r in steps for k in r if k.startswith("loss/")})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    for term in terms:
+        xs = [r["step"] for r in steps if term in r]
+        axes[0].plot(xs, [r[term] for r in steps if term in r], label=term.split("/", 1)[1])
+    axes[0].set(xlabel="step", ylabel="loss", yscale="log", title="Training loss terms")
+    if terms:
+        axes[0].legend(fontsize=8)
+    for key in ("val/mrr", "val/hit@1", "train/compression"):
+        pts = [(r["epoch"], r[key]) for r in epochs if key in r]
+        if pts:
+            axes[1].plot(*zip(*pts), marker="o", label=key)
+    axes[1].set(xlabel="epoch", ylim=(0, 1), title="Validation retrieval and compression")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def usage_histogram(counts: np.ndarray, title: str = "Token usage") -> Figure:
+    """Frames per token ``(K,)``, sorted, with perplexity and dead-token count in the title."""
+    probs = counts / max(counts.sum(), 1)
+    nz = probs[probs > 0]
+    perplexity = float(np.exp(-(nz * np.log(nz)).sum())) if len(nz) else 0.0
+    dead = int((counts == 0).sum())
+    fig, ax = plt.subplots(figsize=(8, 3))
+    order = np.argsort(-counts)
+    ax.bar(np.arange(len(counts)), counts[order], color=token_colors(len(counts))[order])
+    ax.set(xlabel="token (sorted by use)", ylabel="frames",
+           title=f"{title}: perplexity {perplexity:.1f} of {len(counts)}, {dead} dead")
+    return fig
+
+
+def embedding_map(points: np.ndarray, colors_by: np.ndarray, title: str, codebook: np.ndarray | None = None,
+                  categorical_labels: Sequence[str] | None = None) -> Figure:
+    """2-D scatter of embedded frames ``(N, 2)``, coloured by ``colors_by`` (ints), with codewords ``(K, 2)``."""
+    fig, ax = plt.subplots(figsize=(7, 6))
+    if categorical_labels is None:
+        palette = token_colors(int(colors_by.max()) + 1)
+        ax.scatter(points[:, 0], points[:, 1], s=3, c=palette[colors_by], alpha=0.6, linewidths=0)
+    else:
+        cmap = plt.get_cmap("tab10" if len(categorical_labels) <= 10 else "tab20")
+        for i, name in enumerate(categorical_labels):
+            sel = colors_by == i
+            ax.scatter(points[sel, 0], points[sel, 1], s=3, color=cmap(i % cmap.N), alpha=0.6, label=name,
+                       linewidths=0)
+        ax.legend(markerscale=4, fontsize=7, loc="best", ncol=2)
+    if codebook is not None:
+        ax.scatter(codebook[:, 0], codebook[:, 1], marker="*", s=90, c="black", label="codewords")
+        for k, (x, y) in enumerate(codebook):
+            ax.annotate(str(k), (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    ax.set(title=title, xticks=[], yticks=[])
+    return fig
+
+
+def results_bars(table: Mapping[str, Mapping[str, float]], metric: str = "MRR") -> Figure:
+    """Grouped bars: ``table[method][condition] -> value``."""
+    methods = list(table)
+    conditions = sorted({c for row in table.values() for c in row})
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    width = 0.8 / max(len(conditions), 1)
+    for j, cond in enumerate(conditions):
+        ax.bar(np.arange(len(methods)) + j * width, [table[m].get(cond, np.nan) for m in methods], width, label=cond)
+    ax.set_xticks(np.arange(len(methods)) + 0.4 - width / 2, methods, rotation=15)
+    ax.set(ylabel=metric, ylim=(0, 1), title=f"{metric} by method and query condition")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def rank_histogram(first_ranks: Mapping[str, Sequence[int]], max_rank: int = 20) -> Figure:
+    """Distribution of the rank of the first relevant item, per method."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    bins = np.arange(1, max_rank + 2) - 0.5
+    for name, ranks in first_ranks.items():
+        ax.hist(np.minimum(ranks, max_rank), bins=bins, histtype="step", lw=1.6, label=name, density=True)
+    ax.set(xlabel=f"rank of first relevant item ({max_rank} = {max_rank} or worse)", ylabel="fraction of queries",
+           title="Where the first correct answer lands")
+    ax.legend(fontsize=8)
+    return fig
