@@ -20,7 +20,7 @@ from wav2tok_core.data.melodies import MelodySetConfig, build_melody_set
 from wav2tok_core.data.splits import write_split_outputs
 from wav2tok_core.eval.evaluate import EvalConfig
 from wav2tok_core.runtime import configure
-from wav2tok_core.workbench.runs import REPO
+from wav2tok_core.workbench.runs import home
 
 # notebook 02's defaults with the main job's parameters (notebooks/params/default.yaml)
 RECIPE = dict(features="pitch", pitch_repr="chroma", num_tokens=100, emb_dim=128, dropout=0.4, use_transformer=False,
@@ -38,7 +38,7 @@ def eval_config(seed: int) -> EvalConfig:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/melody_seeds")
-    p.add_argument("--cache", default=str(REPO / "data" / "cache" / "melodies"), help="generated audio (reused)")
+    p.add_argument("--cache", default=str(home() / "data" / "cache" / "melodies"), help="generated audio (reused)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args()

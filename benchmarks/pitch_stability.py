@@ -29,7 +29,7 @@ from wav2tok_core.audio.io import load_audio
 from wav2tok_core.audio.pitch import circular_key, median_key
 from wav2tok_core.data.manifest import read_manifest
 from wav2tok_core.data.melodies import MelodySetConfig, build_melody_set
-from wav2tok_core.workbench.runs import REPO
+from wav2tok_core.workbench.runs import home
 
 RAW = FeatureConfig(kind="pitch", pitch_repr="contour", normalize=False)  # channel 0: MIDI pitch, 2: voicing
 
@@ -42,7 +42,7 @@ def raw_pitch(extract: FeatureExtractor, waves: torch.Tensor) -> tuple[torch.Ten
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cache", default=str(REPO / "data" / "cache" / "melodies"), help="generated audio (reused)")
+    p.add_argument("--cache", default=str(home() / "data" / "cache" / "melodies"), help="generated audio (reused)")
     p.add_argument("--clips", type=int, default=120, help="test clips to use (the first N)")
     p.add_argument("--shifts", type=float, nargs="+", default=[0.3, -3.0, 3.0], help="semitones")
     args = p.parse_args()

@@ -8,8 +8,10 @@ import nbformat
 import papermill as pm
 import pytest
 
-from wav2tok_core.workbench.pipeline import NOTEBOOK_DIR, NOTEBOOKS, run_pipeline
+from wav2tok_core.workbench.pipeline import NOTEBOOKS, run_pipeline
+from wav2tok_core.workbench.runs import asset
 
+NOTEBOOK_DIR = asset("notebooks")
 CI_PARAMS = NOTEBOOK_DIR / "params" / "ci.yaml"
 
 

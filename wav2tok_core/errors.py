@@ -13,6 +13,10 @@ class Wav2TokError(ValueError):
     """Base class of user-facing errors; the message names the culprit and the reason."""
 
 
+class NotFoundError(Wav2TokError, FileNotFoundError):
+    """A file or folder the user named (or the workbench needs) does not exist; the message says where it looked."""
+
+
 class ConfigError(Wav2TokError):
     """A configuration value is unknown or out of range; the message names the field."""
 

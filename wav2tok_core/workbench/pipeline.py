@@ -20,9 +20,9 @@ from typing import Any, Sequence
 from ..config import load_config_file
 from ..errors import ConfigError
 from ..runtime import write_json
+from .runs import asset, home, resolve
 
 NOTEBOOKS = ("01_data_split", "02_train", "03_codebook_umap", "04_retrieval_eval", "05_token_inspector")
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def notebook_parameters(params: dict[str, Any], name: str, run_dir: Path) -> dict[str, Any]:
@@ -34,12 +34,17 @@ def notebook_parameters(params: dict[str, Any], name: str, run_dir: Path) -> dic
 
 
 def run_pipeline(params_file: str | os.PathLike | None, run_dir: str | os.PathLike,
-                 only: Sequence[str] = NOTEBOOKS, notebook_dir: Path = NOTEBOOK_DIR) -> dict[str, float]:
-    """Execute the notebooks in order; returns seconds per notebook (also in ``timings.json``)."""
+                 only: Sequence[str] = NOTEBOOKS, notebook_dir: Path | None = None) -> dict[str, float]:
+    """Execute the notebooks in order; returns seconds per notebook (also in ``timings.json``).
+
+    Notebooks come from ``notebook_dir`` (default: the workbench's ``notebooks/``, see :func:`runs.asset`);
+    a relative ``run_dir`` is taken relative to :func:`runs.home`, which is also the kernels' working folder.
+    """
     import papermill as pm
 
-    params = load_config_file(params_file) if params_file else {}
-    run_dir = Path(run_dir).resolve()
+    notebook_dir = notebook_dir or asset("notebooks")
+    params = load_config_file(resolve(params_file)) if params_file else {}
+    run_dir = resolve(run_dir)
     out_dir = run_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     # The kernelspec starts "python" from PATH: make that this environment's interpreter.
@@ -49,7 +54,7 @@ def run_pipeline(params_file: str | os.PathLike | None, run_dir: str | os.PathLi
         start = time.perf_counter()
         print(f"[{name}] running ...", flush=True)
         pm.execute_notebook(str(notebook_dir / f"{name}.ipynb"), str(out_dir / f"{name}.ipynb"),
-                            parameters=notebook_parameters(params, name, run_dir), cwd=str(notebook_dir.parent),
+                            parameters=notebook_parameters(params, name, run_dir), cwd=str(home()),
                             kernel_name="python3", progress_bar=False)
         timings[name] = round(time.perf_counter() - start, 1)
         print(f"[{name}] done in {timings[name]:.0f} s", flush=True)
@@ -60,11 +65,13 @@ def run_pipeline(params_file: str | os.PathLike | None, run_dir: str | os.PathLi
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="wav2tok run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--params", default=str(NOTEBOOK_DIR / "params" / "default.yaml"), help="YAML parameters file")
+    p.add_argument("--params", default="notebooks/params/default.yaml",
+                   help="YAML parameters file (relative paths: under the workbench's home, else the installed copy)")
     p.add_argument("--run_dir", default="runs/default", help="where executed notebooks and results go")
     p.add_argument("--only", nargs="+", choices=NOTEBOOKS, default=list(NOTEBOOKS), help="run just these notebooks")
     args = p.parse_args(argv)
-    timings = run_pipeline(args.params, args.run_dir, args.only)
+    params = args.params if resolve(args.params).is_file() else asset(args.params)
+    timings = run_pipeline(params, args.run_dir, args.only)
     print(json.dumps(timings))
     print(f"results in {args.run_dir}: notebooks/ (executed), figures and results JSON per notebook")
     return 0
