@@ -18,6 +18,7 @@ from wav2tok_core.audio.io import pad_batch
 from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.wav2tok import Wav2Tok
 from wav2tok_core.train.callbacks import e_step
+from wav2tok_core.train.objective import Wav2TokObjective
 
 
 def timed(fn, repeat: int = 3) -> float:
@@ -51,15 +52,16 @@ def main() -> None:
     for transformer in (False, True):
         for kind in ("mfcc", "logmel", "stft", "pitch"):
             model = Wav2Tok(ModelConfig(use_transformer=transformer, features=FeatureConfig(kind=kind)))
-            e_step(model, clips[:16])
+            objective = Wav2TokObjective(model)
+            e_step(objective, clips[:16])
             batched = timed(lambda: model.tokenize(clips, batch_size=32))
             single = timed(lambda: [model.tokenize([c]) for c in clips[:16]], repeat=1) * args.n_clips / 16
             batch = {"anchor": pad_batch(clips[: args.batch_size]), "positive": pad_batch(clips[1 : args.batch_size + 1])}
-            opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+            opt = torch.optim.Adam(objective.parameters(), lr=1e-4)
 
             def step() -> None:
-                model.train()
-                loss = model(batch)["loss/total"]
+                objective.train()
+                loss = objective(batch)["loss/total"]
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

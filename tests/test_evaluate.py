@@ -25,9 +25,9 @@ from wav2tok_core.errors import ConfigError, EvalError
 from wav2tok_core.eval.baselines import dtw_score_matrix
 from wav2tok_core.eval.evaluate import (METHODS, Condition, EvalClip, EvalConfig, build_methods, evaluate,
                                         evaluate_spotting, judgements, protocol_sides)
+from wav2tok_core.model.codebook import fit_model_codebook
 from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.wav2tok import Wav2Tok
-from wav2tok_core.train.callbacks import e_step
 
 SR = 16000
 CLASSES = 3
@@ -49,7 +49,7 @@ def data(tmp_path_factory) -> dict:
     torch.manual_seed(0)
     model = Wav2Tok(ModelConfig(emb_dim=16, num_tokens=8, num_layers=1))
     train = [it for it in items if it.split == "train"]
-    e_step(model, model.load_clips([it.path for it in train]))
+    fit_model_codebook(model, model.load_clips([it.path for it in train]))
     model.eval()
     model.save(root / "model.pt")
     return {"root": root, "test": [it for it in items if it.split == "test"], "train": train,

@@ -1,23 +1,31 @@
 """Model invariants over options: token ranges, collapse, padding, seeding, persistence."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from wav2tok_core.audio.config import FeatureConfig
 from wav2tok_core.audio.io import pad_batch
 from wav2tok_core.errors import AudioError, CheckpointError
+from wav2tok_core.model.codebook import fit_model_codebook
 from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.wav2tok import Wav2Tok, load_model
 from wav2tok_core.train.callbacks import e_step
+from wav2tok_core.train.objective import ObjectiveConfig, Wav2TokObjective
 
 CONFIGS = {
     "lstm-mfcc": ModelConfig(num_tokens=12, emb_dim=32),
     "lstm-stft": ModelConfig(num_tokens=12, emb_dim=32, features=FeatureConfig(kind="stft")),
     "transformer-logmel": ModelConfig(num_tokens=12, emb_dim=32, use_transformer=True,
                                       features=FeatureConfig(kind="logmel")),
-    "lstm-cosine": ModelConfig(num_tokens=7, emb_dim=16, num_layers=1, use_cosine=True),
-    "lstm-online-targets": ModelConfig(num_tokens=7, emb_dim=16, num_layers=1, targets="online"),
+    "lstm-small": ModelConfig(num_tokens=7, emb_dim=16, num_layers=1),
+}
+OBJECTIVES = {
+    "learned-teacher": ObjectiveConfig(alpha=0.3, beta=0.7, diversity=0.2),
+    "cosine-teacher": ObjectiveConfig(alpha=0.3, beta=0.7, diversity=0.2, use_cosine=True),
+    "learned-online": ObjectiveConfig(alpha=0.3, beta=0.7, diversity=0.2, targets="online"),
 }
 
 
@@ -29,7 +37,7 @@ def clips(seed: int = 0) -> list[torch.Tensor]:
 def trained_codebook_model(cfg: ModelConfig, seed: int = 0) -> Wav2Tok:
     torch.manual_seed(seed)
     model = Wav2Tok(cfg)
-    e_step(model, clips(seed), seed=seed)
+    fit_model_codebook(model, clips(seed), seed=seed)
     return model
 
 
@@ -58,12 +66,13 @@ def test_same_seed_same_tokens(name: str) -> None:
     assert a == b
 
 
-def test_forward_returns_named_terms_and_weights_them() -> None:
-    cfg = ModelConfig(num_tokens=8, emb_dim=16, alpha=0.3, beta=0.7, diversity=0.2)
-    model = trained_codebook_model(cfg).eval()  # no dropout: two forwards must agree
+@pytest.mark.parametrize("name", OBJECTIVES)
+def test_forward_returns_named_terms_and_weights_them(name: str) -> None:
+    model = trained_codebook_model(ModelConfig(num_tokens=8, emb_dim=16))
+    objective = Wav2TokObjective(model, OBJECTIVES[name]).eval()  # no dropout: two forwards must agree
     c = clips()
     batch = {"anchor": pad_batch(c), "positive": pad_batch([x.flip(0) for x in c])}
-    out = model(batch)
+    out = objective(batch)
     assert {"loss/total", "loss/matching", "loss/ctc_xy", "loss/ctc_yx", "loss/diversity"} <= set(out)
     expected = (out["loss/matching"] + 0.3 * out["loss/ctc_xy"] + 0.7 * out["loss/ctc_yx"]
                 + 0.2 * out["loss/diversity"])
@@ -71,7 +80,7 @@ def test_forward_returns_named_terms_and_weights_them() -> None:
     assert out["loss/total"].item() == pytest.approx(expected.item(), rel=1e-6)
     assert out["loss/ctc_xy"].item() > 0 and out["loss/ctc_yx"].item() > 0
     batch["negative"] = pad_batch(c[::-1])
-    out = model(batch)
+    out = objective(batch)
     assert "loss/triplet" in out
     assert out["loss/total"].item() == pytest.approx((expected + out["loss/triplet"]).item(), rel=1e-5)
 
@@ -87,8 +96,8 @@ def test_save_load_round_trip(tmp_path) -> None:
 def test_pitch_checkpoints_saved_before_pitch_repr_load_as_contour(tmp_path) -> None:
     contour = ModelConfig(num_tokens=8, emb_dim=16, features=FeatureConfig(kind="pitch", pitch_repr="contour"))
     model = trained_codebook_model(contour)
-    ckpt = model.checkpoint()
-    del ckpt["config"]["features"]["pitch_repr"]  # as written before the option existed
+    ckpt = {**model.checkpoint(), "version": 1}
+    del ckpt["config"]["features"]["pitch_repr"]  # as written before the option existed (version 1)
     torch.save(ckpt, tmp_path / "old.pt")
     loaded = load_model(tmp_path / "old.pt")
     assert loaded.config == contour and loaded.config.input_dim == 4
@@ -118,22 +127,49 @@ def test_tokenize_accepts_paths_and_other_sample_rates(tmp_path) -> None:
 
 
 def test_teacher_targets_stay_fixed_until_the_next_e_step() -> None:
-    model = trained_codebook_model(ModelConfig(num_tokens=8, emb_dim=16, targets="teacher"))
+    model = trained_codebook_model(ModelConfig(num_tokens=8, emb_dim=16))
+    objective = Wav2TokObjective(model, ObjectiveConfig(targets="teacher"))
     feats, frames = model.features(*pad_batch(clips()))
     h = model.encode_features(feats, frames)
-    before = model.assign(feats, frames, h)
+    before = objective.assign(feats, frames, h)
     with torch.no_grad():
         for p in model.encoder.parameters():
             p.add_(0.5 * torch.randn_like(p))  # an M-step moves the student ...
     h_moved = model.encode_features(feats, frames)
-    assert torch.equal(model.assign(feats, frames, h_moved), before)  # ... not the targets
-    e_step(model, clips())
-    assert not torch.equal(model.assign(feats, frames, h_moved), before)
+    assert torch.equal(objective.assign(feats, frames, h_moved), before)  # ... not the targets
+    e_step(objective, clips())
+    assert not torch.equal(objective.assign(feats, frames, h_moved), before)
 
 
 def test_online_targets_follow_the_model() -> None:
-    model = trained_codebook_model(ModelConfig(num_tokens=8, emb_dim=16, targets="online"))
+    model = trained_codebook_model(ModelConfig(num_tokens=8, emb_dim=16))
+    objective = Wav2TokObjective(model, ObjectiveConfig(targets="online"))
     feats, frames = model.features(*pad_batch(clips()))
     h = model.encode_features(feats, frames)
-    assert not hasattr(model, "teacher")
-    assert torch.equal(model.assign(feats, frames, h), model.logits(h).argmax(-1))
+    assert not hasattr(objective, "teacher")
+    assert torch.equal(objective.assign(feats, frames, h), model.logits(h).argmax(-1))
+
+
+def test_model_checkpoint_holds_the_model_only(tmp_path) -> None:
+    model = trained_codebook_model(ModelConfig(num_tokens=8, emb_dim=16))
+    Wav2TokObjective(model)  # the objective's teacher and similarity must not leak into the model's file
+    ckpt = torch.load(model.save(tmp_path / "m.pt"), weights_only=True)
+    assert ckpt["version"] == 2
+    assert not [k for k in ckpt["state_dict"] if k.startswith(("teacher.", "similarity."))]
+    assert not {"alpha", "beta", "use_cosine", "targets", "diversity"} & set(ckpt["config"])
+
+
+def test_version_1_checkpoints_load_with_identical_tokens() -> None:
+    """tests/data/model_v1_tiny.pt was written by the code before the objective left the model (teacher,
+    learned similarity and loss weights inside); its tokens on three tone clips were recorded then."""
+    from conftest import REPO, tone_clip
+
+    old = REPO / "tests" / "data" / "model_v1_tiny.pt"
+    expected = json.loads((REPO / "tests" / "data" / "model_v1_tiny_tokens.json").read_text())
+    raw = torch.load(old, weights_only=True)
+    assert raw["version"] == 1 and any(k.startswith("teacher.") for k in raw["state_dict"])
+    model = load_model(old)
+    queries = [tone_clip(k, 10 + k) for k in range(3)]
+    assert [t.tolist() for t in model.frame_tokens(queries)] == expected["frame_tokens"]
+    assert model.tokenize(queries) == expected["tokens"]
+    assert model.config.dropout == 0.1 and not hasattr(model, "teacher")

@@ -20,9 +20,9 @@ from wav2tok_core.audio.io import load_audio
 from wav2tok_core.cli.main import main as cli_main
 from wav2tok_core.data.reference_bin import write_reference_bin
 from wav2tok_core.errors import AudioError, ConfigError
+from wav2tok_core.model.codebook import fit_model_codebook
 from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.wav2tok import Wav2Tok
-from wav2tok_core.train.callbacks import e_step
 from wav2tok_core.train.recipe import parse_args
 
 
@@ -30,7 +30,7 @@ from wav2tok_core.train.recipe import parse_args
 def model() -> Wav2Tok:
     torch.manual_seed(0)
     m = Wav2Tok(ModelConfig(emb_dim=16, num_tokens=8, num_layers=1))
-    e_step(m, [torch.from_numpy(tone_clip(k, 0)) for k in range(3)])
+    fit_model_codebook(m, [torch.from_numpy(tone_clip(k, 0)) for k in range(3)])
     return m
 
 
@@ -90,7 +90,7 @@ def test_long_recording_is_tokenized_in_windows_without_seams(model) -> None:
 
 
 def test_inference_batches_hold_bounded_audio(model, monkeypatch) -> None:
-    import wav2tok_core.model.wav2tok as model_module
+    import wav2tok_core.model.inference as model_module
 
     long = torch.from_numpy(np.concatenate([tone_clip(k % 3, k) for k in range(60)]))  # ~24 s
     expected = model.frame_tokens([long, long[:8000]], chunk_s=4.0)

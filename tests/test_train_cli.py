@@ -37,7 +37,7 @@ VALUES = {
 
 def field_of(spec: RunSpec, flag: str):
     section, key = FLAGS[flag]
-    holder = {"model": spec.model, "features": spec.model.features, "data": spec.data,
+    holder = {"model": spec.model, "features": spec.model.features, "objective": spec.objective, "data": spec.data,
               "augment": spec.data.augment, "train": spec.train}.get(section)
     return getattr(holder, key) if holder is not None else getattr(spec, key)
 
@@ -90,7 +90,7 @@ def test_config_file_under_flags(tmp_path) -> None:
     path.write_text("dataset: audios\nnum_tokens: 20\nis_dict: true\naug_pitch: [-1, 1]\nalpha: 0.05\n")
     spec = parse_args(["--config", str(path), "--alpha", "0.2"])
     assert spec.model.num_tokens == 20 and spec.data.is_dict and spec.data.augment.pitch_semitones == (-1.0, 1.0)
-    assert spec.model.alpha == 0.2  # the command line wins
+    assert spec.objective.alpha == 0.2  # the command line wins
 
 
 def test_reference_command_trains_end_to_end(tiny_data, tmp_path, monkeypatch) -> None:
@@ -130,13 +130,14 @@ def test_model_flags_shape_the_built_model(tiny_data, tmp_path) -> None:
     from wav2tok_core.model.encoders import TransformerEncoder
     from wav2tok_core.train.objective import CosineSimilarity, LearnedSimilarity
 
-    plain = built(tiny_data, tmp_path).model
-    assert isinstance(plain.similarity, LearnedSimilarity) and plain.proj.in_features == 16
-    model = built(tiny_data, tmp_path, "--emb_dim", "24", "--num_layers", "3", "--use_cosine", "True",
-                  "--temp", "0.5").model
+    plain = built(tiny_data, tmp_path).objective
+    assert isinstance(plain.similarity, LearnedSimilarity) and plain.model.proj.in_features == 16
+    objective = built(tiny_data, tmp_path, "--emb_dim", "24", "--num_layers", "3", "--use_cosine", "True",
+                      "--temp", "0.5").objective
+    model = objective.model
     lstm = next(m for m in model.encoder.modules() if isinstance(m, nn.LSTM))
     assert model.proj.in_features == 24 and lstm.num_layers == 3 and lstm.hidden_size == 12
-    assert isinstance(model.similarity, CosineSimilarity)
+    assert isinstance(objective.similarity, CosineSimilarity)
     h = torch.nn.functional.normalize(torch.randn(1, 5, model.config.code_dim), dim=-1)
     assert torch.allclose(model.logits(h), h @ model.codebook.T / 0.5)
     transformer = built(tiny_data, tmp_path, "--use_transformer", "True", "--nhead", "2").model

@@ -10,6 +10,7 @@ from wav2tok_core.data.reference_bin import write_reference_bin
 from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.train.callbacks import EStep
 from wav2tok_core.train.data import DataConfig
+from wav2tok_core.train.objective import ObjectiveConfig
 from wav2tok_core.train.recipe import RunSpec, build_trainer
 from wav2tok_core.train.trainer import Callback, TrainConfig, warmup_then_decay
 
@@ -132,8 +133,8 @@ def test_resume_refuses_a_checkpoint_of_another_config(tiny_data, tmp_path) -> N
 
 def test_non_finite_losses_are_skipped_then_stop(tiny_data, tmp_path) -> None:
     trainer, _ = build_trainer(spec(tiny_data, tmp_path, max_bad_steps=3))
-    real_forward = trainer.model.forward
-    trainer.model.forward = lambda batch: {**real_forward(batch), "loss/total": torch.tensor(float("nan"))}
+    real_forward = trainer.objective.forward
+    trainer.objective.forward = lambda batch: {**real_forward(batch), "loss/total": torch.tensor(float("nan"))}
     with pytest.raises(FloatingPointError, match="3 consecutive non-finite losses"):
         trainer.fit()
     log = (tmp_path / "w" / "TrialTok" / "metrics.jsonl").read_text()
@@ -161,3 +162,29 @@ def test_same_seed_gives_the_same_trained_weights(tiny_data, tmp_path) -> None:
     other, _ = build_trainer(spec(tiny_data, tmp_path / "c", epochs=2, seed=6))
     other.fit()
     assert not torch.equal(weights(other)["proj.weight"], runs[0]["proj.weight"])
+
+
+def test_a_model_file_fine_tunes_with_other_loss_weights_and_dropout(tiny_data, tmp_path) -> None:
+    """The model file holds no loss weights and dropout only shapes training, so neither blocks fine-tuning."""
+    base, _ = build_trainer(spec(tiny_data, tmp_path, epochs=1, name="base"))
+    base.fit()
+    shipped = base.model.save(tmp_path / "shipped.pt")
+    tune = spec(tiny_data, tmp_path, epochs=1, name="tuned", load_dir=str(shipped))
+    tune.model = ModelConfig(**{**TINY, "dropout": 0.5})
+    tune.objective = ObjectiveConfig(alpha=0.3, beta=0.2, use_cosine=True)
+    tuned, _ = build_trainer(tune)
+    start = weights(tuned)
+    assert all(torch.equal(start[k], v) for k, v in weights(base).items())  # starts from the file's weights
+    assert tuned.model.config.dropout == 0.5 and tuned.objective.config.alpha == 0.3
+    tuned.fit()
+    assert tuned.step > 0 and not torch.equal(weights(tuned)["proj.weight"], start["proj.weight"])
+
+
+def test_training_checkpoints_keep_the_objective_apart_from_the_model(tiny_data, tmp_path) -> None:
+    trainer, _ = build_trainer(spec(tiny_data, tmp_path, epochs=1))
+    trainer.fit()
+    ckpt = torch.load(tmp_path / "w" / "TrialTok" / "last.pt", weights_only=True)
+    assert ckpt["version"] == 2 and ckpt["model"]["version"] == 2
+    assert not [k for k in ckpt["model"]["state_dict"] if k.startswith(("teacher.", "similarity."))]
+    assert {k.split(".")[0] for k in ckpt["objective"]["state_dict"]} == {"teacher", "similarity"}
+    assert ckpt["objective"]["config"]["alpha"] == 0.01

@@ -11,6 +11,7 @@ from wav2tok_core.model.wav2tok import Wav2Tok
 from wav2tok_core.search.index import encode_tokens
 from wav2tok_core.train.callbacks import EStep
 from wav2tok_core.train.data import ClipStore, DataConfig, PairDataset
+from wav2tok_core.train.objective import ObjectiveConfig, Wav2TokObjective
 from wav2tok_core.train.trainer import Callback, TrainConfig, Trainer
 
 
@@ -35,12 +36,13 @@ def test_training_lowers_the_loss_and_brings_paired_strings_closer(fsdd_dir, tmp
     split = {d: [fsdd_dir / "recordings" / f"{d}_jackson_{t}.wav" for t in range(4)] for d in "0369"}
     store = ClipStore.load([p for ps in split.values() for p in ps], 16000)
     dataset = PairDataset(split, store, DataConfig(is_dict=True), 16000, seed=0)
-    model = Wav2Tok(ModelConfig(emb_dim=64, num_tokens=12, num_layers=1, alpha=0.1, beta=0.1))
+    model = Wav2Tok(ModelConfig(emb_dim=64, num_tokens=12, num_layers=1))
+    objective = Wav2TokObjective(model, ObjectiveConfig(alpha=0.1, beta=0.1))
     config = TrainConfig(epochs=12, batch_size=4, iter_clust=100, learning_rate=3e-3, warmup=0.1,
                          save_dir=str(tmp_path), progress=False, patience=0)
     estep = EStep([store.waves[i] for _, i in dataset.anchors], every=config.iter_clust)
     record = Record()
-    trainer = Trainer(model, dataset, config, callbacks=[estep, record])
+    trainer = Trainer(objective, dataset, config, callbacks=[estep, record])
     pairs = [(load_audio(ps[0], 16000), load_audio(ps[1], 16000)) for ps in split.values()]
     pairs += [(load_audio(ps[2], 16000), load_audio(ps[3], 16000)) for ps in split.values()]
     estep.on_step_start(trainer)  # the step-0 E-step, so "before" uses a fitted codebook

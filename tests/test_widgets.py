@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from wav2tok_core.data.reference_bin import items_from_split
+from wav2tok_core.model.codebook import fit_model_codebook
 from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.wav2tok import Wav2Tok
 from wav2tok_core.search.index import TokenIndex
-from wav2tok_core.train.callbacks import e_step
 from wav2tok_core.workbench.viz import token_segments
 from wav2tok_core.workbench.widgets import GAP, TokenInspector, align_tokens, inspector_widget
 
@@ -18,7 +18,7 @@ def inspector(tiny_data) -> TokenInspector:
     torch.manual_seed(0)
     items = items_from_split(tiny_data["train"], "train")
     model = Wav2Tok(ModelConfig(emb_dim=16, num_tokens=8, num_layers=1))
-    e_step(model, model.load_clips([it.path for it in items]))
+    fit_model_codebook(model, model.load_clips([it.path for it in items]))
     index = TokenIndex()
     index.add([str(it.path) for it in items], model.tokenize([it.path for it in items]),
               [{"label": it.label} for it in items])

@@ -91,3 +91,20 @@ def pad_batch(waves: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor
     for i, w in enumerate(waves):
         batch[i, : w.shape[-1]] = w
     return batch, lengths
+
+
+def length_batches(sizes: Sequence[int], max_items: int, max_total: float | None = None) -> list[list[int]]:
+    """Group item indices into batches of similar length, for padding-efficient batched processing.
+
+    Items are taken in ascending ``sizes``; a batch holds at most ``max_items`` items and, when ``max_total``
+    is given, at most that much padded size (its longest item times its count), so memory stays bounded.
+    """
+    batches: list[list[int]] = []
+    for i in sorted(range(len(sizes)), key=lambda i: sizes[i]):
+        # ascending sizes: a batch's padded size is its newest item's size times its count
+        full = batches and (len(batches[-1]) == max_items
+                            or (max_total is not None and sizes[i] * (len(batches[-1]) + 1) > max_total))
+        if not batches or full:
+            batches.append([])
+        batches[-1].append(i)
+    return batches

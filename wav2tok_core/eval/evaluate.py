@@ -74,7 +74,8 @@ from ..data.manifest import ManifestItem
 from ..data.spotting import TrueSpan
 from ..errors import AudioError, ConfigError, EvalError
 from ..model.codebook import fit_model_codebook
-from ..model.wav2tok import Audio, Wav2Tok
+from ..model.inference import Audio
+from ..model.wav2tok import Wav2Tok
 from ..runtime import atomic_write, write_json
 from ..search.index import edit_similarity_matrix
 from ..search.spotting import ScoredSpan, spot_batch

@@ -12,15 +12,17 @@ import numpy as np
 import torch
 
 from ..model.codebook import fit_model_codebook
+from .objective import Wav2TokObjective
 from .trainer import Callback, Trainer
 
 
-def e_step(model, clips: Sequence[torch.Tensor], seed: int = 0, batch_size: int = 32) -> torch.Tensor:
-    """Run one E-step on ``clips``: freeze the current model as the teacher and install the new
+def e_step(objective: Wav2TokObjective, clips: Sequence[torch.Tensor], seed: int = 0,
+           batch_size: int = 32) -> torch.Tensor:
+    """Run one E-step on ``clips``: freeze the current model as the objective's teacher and install the new
     codebook (warm-started from the current one). Returns the new codebook ``(K, D)``.
     """
-    model.refresh_teacher()
-    return fit_model_codebook(model, clips, seed, batch_size)
+    objective.refresh_teacher()
+    return fit_model_codebook(objective.model, clips, seed, batch_size)
 
 
 class EStep(Callback):
@@ -42,7 +44,7 @@ class EStep(Callback):
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         count = max(1, round(self.fraction * len(self.clips)))
         chosen = torch.randperm(len(self.clips), generator=gen)[:count].tolist()
-        e_step(trainer.model, [self.clips[i] for i in chosen], seed=self.seed + step, batch_size=self.batch_size)
+        e_step(trainer.objective, [self.clips[i] for i in chosen], seed=self.seed + step, batch_size=self.batch_size)
         self.done_at = step
 
 

@@ -1,14 +1,26 @@
-"""wav2tok's training losses: blank-free CTC likelihood, prototype matching, and the triplet term.
+"""wav2tok's training objective: the M-step's loss terms around a :class:`Wav2Tok` model.
 
+:class:`Wav2TokObjective` owns everything that exists only for training: the loss weights
+(:class:`ObjectiveConfig`), the teacher (a frozen copy of the encoder taken at each E-step, which assigns the
+tokens the M-step trains towards) and the learned similarity of the matching loss. Its ``forward`` returns
+named loss terms; the trainer only needs ``"loss/total"``. The loss functions below are the terms.
 Shapes: B batch, T frames, K tokens, D code dimension, S token-string length.
 """
 from __future__ import annotations
 
+import copy
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..audio.features import frame_mask
+from ..config import require, to_dict
+from ..model.tokens import collapse_batch
+from ..model.wav2tok import Wav2Tok
 
 # Log-probability given to the CTC blank: impossible in practice (exp underflows to 0), yet finite, so
 # the loss and its gradients stay finite.
@@ -146,3 +158,127 @@ def diversity_loss(log_probs: torch.Tensor, mask: torch.Tensor, per_clip: bool =
         mean = (probs.sum(dim=(0, 1)) / m.sum().clamp(min=1))[None]  # (1, K)
     entropy = -(mean * mean.clamp(min=1e-12).log()).sum(dim=-1)  # (B,) or (1,)
     return 1.0 - entropy.mean() / math.log(log_probs.shape[-1])
+
+
+@dataclass
+class ObjectiveConfig:
+    """The M-step's loss: L = L_m + alpha * L_ctc(X -> T~') + beta * L_ctc(X' -> T~) [+ triplet + diversity]."""
+
+    alpha: float = 0.01  # weight of the CTC likelihood term X -> tokens(X') (reference README; 0.1 collapses)
+    beta: float = 0.01  # weight of the CTC likelihood term X' -> tokens(X)
+    use_cosine: bool = False  # matching loss scores prototypes by cosine instead of learned similarity
+    triplet_margin: float = 1.0  # triplet mode: hinge margin, in nats per token (see triplet_loss)
+    diversity: float = 0.0  # weight of a codebook-usage entropy term (not in the paper; off by default): an
+    #                         alternative guard against collapse for targets="online" (see README)
+    diversity_per_clip: bool = True  # entropy of each clip's token usage (True) or of the whole batch's
+    targets: str = "teacher"  # who assigns tokens in the M-step: "teacher" (a frozen copy of the model
+    #                           taken at each E-step, as in EM) or "online" (the model being trained, as in
+    #                           the reference code); see README for the measured difference
+
+    def __post_init__(self) -> None:
+        require(self.alpha >= 0 and self.beta >= 0, "alpha/beta", "must be >= 0")
+        require(self.triplet_margin >= 0, "triplet_margin", "must be >= 0")
+        require(self.diversity >= 0, "diversity", "must be >= 0")
+        require(self.targets in ("teacher", "online"), "targets", f"{self.targets!r} is not 'teacher' or 'online'")
+
+
+View = tuple[torch.Tensor, torch.Tensor]  # (waves (B, N), lengths (B,))
+
+
+def _masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values[valid]``, or a zero that keeps the graph when nothing is valid."""
+    if bool(valid.any()):
+        return values[valid].mean()
+    return values.sum() * 0.0
+
+
+class Wav2TokObjective(nn.Module):
+    """The wav2tok M-step loss around ``model``; ``forward(batch)`` returns a dict of named loss terms.
+
+    Parameters it trains: the model's and the learned similarity's. The teacher never trains: the E-step
+    copies the model into it (:meth:`refresh_teacher`).
+    """
+
+    def __init__(self, model: Wav2Tok, config: ObjectiveConfig | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.config = config = config or ObjectiveConfig()
+        code_dim = model.config.code_dim
+        self.similarity = CosineSimilarity() if config.use_cosine else LearnedSimilarity(code_dim)
+        if config.targets == "teacher":
+            # Encoder and projection as they were at the last E-step: they assign the M-step's tokens.
+            self.teacher = nn.ModuleDict({"encoder": copy.deepcopy(model.encoder), "proj": copy.deepcopy(model.proj)})
+            self.teacher.requires_grad_(False).eval()  # never trained, never uses dropout
+
+    def train(self, mode: bool = True) -> "Wav2TokObjective":
+        super().train(mode)
+        if hasattr(self, "teacher"):
+            self.teacher.eval()  # the teacher never uses dropout
+        return self
+
+    def refresh_teacher(self) -> None:
+        """Copy the model's current encoder and projection into the teacher (called by the E-step)."""
+        if hasattr(self, "teacher"):
+            self.teacher["encoder"].load_state_dict(self.model.encoder.state_dict())
+            self.teacher["proj"].load_state_dict(self.model.proj.state_dict())
+
+    @torch.no_grad()
+    def assign(self, feats: torch.Tensor, frame_lengths: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """Frame tokens ``(B, T)`` that the M-step trains towards: the teacher's (run on the same features
+        ``(B, T, F)``) or, with ``targets="online"``, the argmax of the model's own vectors ``h`` ``(B, T, D)``."""
+        if not hasattr(self, "teacher"):
+            return self.model.logits(h).argmax(dim=-1)
+        z = self.teacher["encoder"](feats, frame_lengths)
+        return self.model.logits(F.normalize(self.teacher["proj"](z), dim=-1)).argmax(dim=-1)
+
+    def forward(self, batch: dict[str, View]) -> dict[str, torch.Tensor]:
+        """Loss terms for a batch of paired views.
+
+        Args:
+            batch: ``{"anchor": (waves, lengths), "positive": (...), optionally "negative": (...)}``,
+                waves ``(B, N)`` at the model's sample rate.
+
+        Returns:
+            ``{"loss/total", "loss/matching", "loss/ctc_xy", "loss/ctc_yx", "loss/diversity"
+            [, "loss/triplet"], "stats/compression"}``: scalars; ``loss/total`` carries the gradient.
+        """
+        cfg, model = self.config, self.model
+        f_a, n_a = model.features(*batch["anchor"])  # (B, Ta, F), computed once for student and teacher
+        f_p, n_p = model.features(*batch["positive"])
+        h_a, h_p = model.encode_features(f_a, n_a), model.encode_features(f_p, n_p)  # (B, T, D)
+        lp_a = model.logits(h_a).log_softmax(dim=-1)  # (B, Ta, K)
+        lp_p = model.logits(h_p).log_softmax(dim=-1)  # (B, Tp, K)
+        tok_a, tok_p = self.assign(f_a, n_a, h_a), self.assign(f_p, n_p, h_p)  # (B, T)
+        str_a, len_a = collapse_batch(tok_a, n_a)  # (B, Sa), targets are detached
+        str_p, len_p = collapse_batch(tok_p, n_p)
+        nll_xy, ok_xy = ctc_likelihood(lp_a, n_a, str_p, len_p)  # X -> T~'
+        nll_yx, ok_yx = ctc_likelihood(lp_p, n_p, str_a, len_a)  # X' -> T~
+        mask = torch.cat([frame_mask(n_a, h_a.shape[1]), frame_mask(n_p, h_p.shape[1])], dim=1)  # (B, Ta + Tp)
+        protos, present = prototypes(torch.cat([h_a, h_p], dim=1), torch.cat([tok_a, tok_p], dim=1), mask,
+                                     model.config.num_tokens)
+        out = {
+            "loss/matching": matching_loss(protos, present, model.codebook, self.similarity, model.config.temp),
+            "loss/ctc_xy": _masked_mean(nll_xy, ok_xy),
+            "loss/ctc_yx": _masked_mean(nll_yx, ok_yx),
+            "loss/diversity": diversity_loss(torch.cat([lp_a, lp_p], dim=1), mask, cfg.diversity_per_clip),
+        }
+        total = (out["loss/matching"] + cfg.alpha * out["loss/ctc_xy"] + cfg.beta * out["loss/ctc_yx"]
+                 + cfg.diversity * out["loss/diversity"])
+        if "negative" in batch:
+            h_n, n_n = model.encode(*batch["negative"])
+            nll_na, ok_na = ctc_likelihood(model.logits(h_n).log_softmax(dim=-1), n_n, str_a, len_a)
+            out["loss/triplet"] = triplet_loss(nll_yx, nll_na, len_a, ok_yx & ok_na, cfg.triplet_margin)
+            total = total + out["loss/triplet"]
+        out["loss/total"] = total
+        out["stats/compression"] = (len_a.float() / n_a.float()).mean().detach()
+        return out
+
+    def training_state(self) -> dict[str, Any]:
+        """What training needs beyond the model: the config and the teacher's and similarity's tensors."""
+        state = {k: v.detach().cpu() for k, v in self.state_dict().items() if not k.startswith("model.")}
+        return {"config": to_dict(self.config), "state_dict": state}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore the teacher and similarity saved by :meth:`training_state` (or split off a version 1
+        model checkpoint); the model's own weights are loaded separately."""
+        self.load_state_dict({**self.model.state_dict(prefix="model."), **state["state_dict"]})

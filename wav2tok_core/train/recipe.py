@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,18 +31,20 @@ from ..model.wav2tok import Wav2Tok
 from ..runtime import seed_everything, write_json
 from .callbacks import EStep
 from .data import ClipStore, DataConfig, PairDataset
+from .objective import ObjectiveConfig, Wav2TokObjective
 from .trainer import TrainConfig, Trainer
 from .validation import make_validator
 
-# flag -> (section, field). Sections: model, features, data, augment, train, run.
+# flag -> (section, field). Sections: model, features, objective, data, augment, train, run.
 FLAGS: dict[str, tuple[str, str]] = {
     # class wav2tok
     "use_transformer": ("model", "use_transformer"), "emb_dim": ("model", "emb_dim"),
     "num_tokens": ("model", "num_tokens"), "num_layers": ("model", "num_layers"), "dropout": ("model", "dropout"),
-    "use_cosine": ("model", "use_cosine"), "temp": ("model", "temp"), "alpha": ("model", "alpha"),
-    "beta": ("model", "beta"), "triplet_margin": ("model", "triplet_margin"), "nhead": ("model", "nhead"),
-    "diversity": ("model", "diversity"), "diversity_per_clip": ("model", "diversity_per_clip"),
-    "targets": ("model", "targets"),
+    "temp": ("model", "temp"), "nhead": ("model", "nhead"),
+    # the objective's loss weights and targets
+    "use_cosine": ("objective", "use_cosine"), "alpha": ("objective", "alpha"), "beta": ("objective", "beta"),
+    "triplet_margin": ("objective", "triplet_margin"), "diversity": ("objective", "diversity"),
+    "diversity_per_clip": ("objective", "diversity_per_clip"), "targets": ("objective", "targets"),
     "input_dim": ("run", "input_dim"),
     # features
     "sr": ("features", "sr"), "features": ("features", "kind"), "n_fft": ("features", "n_fft"),
@@ -130,11 +132,13 @@ class RunSpec:
     train: TrainConfig
     dataset: str
     bin_dir: str = "bin"
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
 
 def spec_from_options(options: dict[str, Any]) -> RunSpec:
     """Parsed flag values (by flag name) -> typed configs; bad values raise ConfigError naming the field."""
-    sections: dict[str, dict[str, Any]] = {k: {} for k in ("model", "features", "data", "augment", "train", "run")}
+    sections: dict[str, dict[str, Any]] = {k: {} for k in ("model", "features", "objective", "data", "augment",
+                                                           "train", "run")}
     for name, value in options.items():
         section, key = FLAGS[name]
         sections[section][key] = value
@@ -148,7 +152,8 @@ def spec_from_options(options: dict[str, Any]) -> RunSpec:
         raise ConfigError(f"input_dim: {run['input_dim']} given, but features {model.features.kind!r} give "
                           f"{model.input_dim} dims; drop --input_dim (it is derived) or change the features")
     data = DataConfig(augment=AugmentConfig(**sections["augment"]), **sections["data"])
-    return RunSpec(model, data, TrainConfig(**sections["train"]), str(run["dataset"]), run.get("bin_dir", "bin"))
+    return RunSpec(model, data, TrainConfig(**sections["train"]), str(run["dataset"]), run.get("bin_dir", "bin"),
+                   ObjectiveConfig(**sections["objective"]))
 
 
 def config_file_argv(path: str) -> list[str]:
@@ -231,7 +236,8 @@ def build_trainer(spec: RunSpec, callbacks: Sequence = ()) -> tuple[Trainer, dic
         evaluate = make_validator(val_clips, labels, spec.data.augment, seed=spec.train.seed)
     estep = EStep([store.waves[i] for _, i in dataset.anchors], spec.train.iter_clust, spec.train.cluster_split,
                   seed=spec.train.seed)
-    trainer = Trainer(Wav2Tok(spec.model), dataset, spec.train, evaluate=evaluate, callbacks=[estep, *callbacks])
+    objective = Wav2TokObjective(Wav2Tok(spec.model), spec.objective)
+    trainer = Trainer(objective, dataset, spec.train, evaluate=evaluate, callbacks=[estep, *callbacks])
     report = {"train_clips": len(dataset), "val_clips": len(val_ok),
               "failed": [{"path": str(p), "reason": r} for p, r in store.failed]}
     if evaluate is None:
@@ -244,7 +250,8 @@ def run(spec: RunSpec, callbacks: Sequence = ()) -> Trainer:
     """Train as ``spec`` says; writes ``run_config.json`` and ``data_report.json`` to the run folder."""
     trainer, report = build_trainer(spec, callbacks)
     if trainer.dist.is_main:
-        write_json(trainer.run_dir / "run_config.json", {"model": to_dict(spec.model), "data": to_dict(spec.data),
+        write_json(trainer.run_dir / "run_config.json", {"model": to_dict(spec.model),
+                                                         "objective": to_dict(spec.objective), "data": to_dict(spec.data),
                                                          "train": to_dict(spec.train), "dataset": spec.dataset,
                                                          "world_size": trainer.dist.world_size})
         write_json(trainer.run_dir / "data_report.json", report)

@@ -1,7 +1,9 @@
-"""A small, resumable trainer for any model whose forward returns a dict with ``"loss/total"``.
+"""A small, resumable trainer for any objective whose forward returns a dict with ``"loss/total"``.
 
 It owns the optimisation loop, schedule, checkpoints, early stopping and logs; model-specific steps
-(wav2tok's E-step) and live plots attach through :class:`Callback`. A run directory holds::
+(wav2tok's E-step) and live plots attach through :class:`Callback`. What it trains is an
+:class:`Objective`: a module wrapping the model. Checkpoints keep the model (``model.checkpoint()``,
+what ``load_model`` reads) apart from the objective's training state. A run directory holds::
 
     {save_dir}/{name}/last.pt        every epoch (full state: resume from here)
     {save_dir}/{name}/best.pt        best validation metric so far
@@ -19,7 +21,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -29,12 +31,13 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..config import to_dict
 from ..errors import CheckpointError, ConfigError
-from ..model.wav2tok import Wav2Tok, model_from_checkpoint, read_checkpoint
+from ..model.checkpoint import read_checkpoint, upgrade
+from ..model.wav2tok import model_from_checkpoint
 from ..runtime import atomic_write
 from .data import EpochSampler, PairDataset, collate
 
 TRAIN_FORMAT = "wav2tok-train"
-TRAIN_VERSION = 1
+TRAIN_VERSION = 2  # 1: the objective's state (teacher, similarity) sat inside the model checkpoint
 
 
 @dataclass
@@ -81,6 +84,17 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(f"{name}: {getattr(self, name)!r} is out of range")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+
+
+class Objective(Protocol):
+    """What the trainer trains: an ``nn.Module`` whose ``forward(batch)`` returns named loss terms including
+    ``"loss/total"``, wrapping ``model`` (which has ``checkpoint()`` and ``config``)."""
+
+    model: torch.nn.Module
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]: ...
+    def training_state(self) -> dict[str, Any]: ...
+    def load_training_state(self, state: dict[str, Any]) -> None: ...
 
 
 class Callback:
@@ -137,7 +151,7 @@ class EarlyStopping:
 
 
 class Trainer:
-    """Train ``model`` on ``dataset`` (a :class:`PairDataset`).
+    """Train ``objective`` (and so its ``model``) on ``dataset`` (a :class:`PairDataset`).
 
     Args:
         evaluate: ``model -> {"val/...": float}`` run after every epoch (e.g. validation MRR), or None.
@@ -145,8 +159,8 @@ class Trainer:
             ``evaluate`` the epoch's mean training loss is monitored.
     """
 
-    def __init__(self, model: Wav2Tok, dataset: PairDataset, config: TrainConfig,
-                 evaluate: Callable[[Wav2Tok], dict[str, float]] | None = None,
+    def __init__(self, objective: Objective, dataset: PairDataset, config: TrainConfig,
+                 evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
                  monitor: tuple[str, str] = ("val/mrr", "max"), callbacks: Sequence[Callback] = ()) -> None:
         self.config, self.dataset, self.evaluate = config, dataset, evaluate
         self.callbacks = list(callbacks)
@@ -157,13 +171,14 @@ class Trainer:
         self.rank_batch_size = config.batch_size // self.dist.world_size
         if config.threads is not None:
             torch.set_num_threads(config.threads)
-        self.model = model.to(self.device)
-        # What the training step calls: the model itself, or its DDP wrapper (which averages gradients).
-        self.net: torch.nn.Module = self.model
+        self.objective = objective.to(self.device)
+        self.model = objective.model
+        # What the training step calls: the objective itself, or its DDP wrapper (which averages gradients).
+        self.net: torch.nn.Module = self.objective
         if self.dist.enabled:
             torch.manual_seed(config.seed * 1_000_003 + self.dist.rank)  # independent dropout per process
             gpus = [self.device] if self.device.type == "cuda" else None
-            self.net = DistributedDataParallel(self.model, device_ids=gpus)
+            self.net = DistributedDataParallel(self.objective, device_ids=gpus)
         self.monitor = monitor if evaluate is not None else ("train/loss", "min")
         self.run_dir = Path(config.save_dir) / config.name
         self.sampler = EpochSampler(len(dataset), seed=config.seed,
@@ -174,7 +189,7 @@ class Trainer:
             self.batches_per_epoch = min(self.batches_per_epoch, 8)
         self.epochs = min(config.epochs, 2) if config.debug else config.epochs
         self.total_steps = config.train_steps or self.epochs * self.batches_per_epoch
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = [p for p in self.objective.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=config.learning_rate, betas=config.betas, eps=config.eps,
                                           weight_decay=config.weight_decay)
         warm = max(1, int(config.warmup * self.total_steps))
@@ -196,7 +211,7 @@ class Trainer:
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {"format": TRAIN_FORMAT, "version": TRAIN_VERSION, "model": self.model.checkpoint(),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "objective": self.objective.training_state(), "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "step": self.step, "epoch": self.epoch, "best": self.stopper.best,
                 "bad_epochs": self.stopper.bad_epochs, "rng": distributed.all_gather_objects(rng),
                 "train_config": to_dict(self.config)}
@@ -209,18 +224,24 @@ class Trainer:
                 torch.save(state, fh)
 
     def load_checkpoint(self, path: Path) -> None:
-        """Restore from a trainer checkpoint (full resume) or a bare model file (weights only)."""
+        """Restore from a training checkpoint (full resume) or a bare model file (weights only: fine-tuning,
+        with any loss weights, dropout or temp)."""
         ckpt = read_checkpoint(path)
         if not isinstance(ckpt, dict):
             raise CheckpointError(f"{path}: not a wav2tok checkpoint (holds a {type(ckpt).__name__})")
         full = ckpt.get("format") == TRAIN_FORMAT
-        loaded = model_from_checkpoint(ckpt["model"] if full else ckpt, str(path))
-        if loaded.config != self.model.config:
+        if full and ckpt.get("version") not in (1, TRAIN_VERSION):
+            raise CheckpointError(f"{path}: training checkpoint version {ckpt.get('version')!r}, this code reads "
+                                  f"1 and {TRAIN_VERSION}")
+        model_ckpt, split_off = upgrade(ckpt["model"] if full else ckpt, str(path))
+        loaded = model_from_checkpoint(model_ckpt, str(path))
+        if not self.model.config.fits_weights_of(loaded.config):
             raise CheckpointError(f"{path}: checkpoint was trained with a different model config:\n"
                                   f"  checkpoint: {loaded.config}\n  this run:   {self.model.config}")
         self.model.load_state_dict(loaded.state_dict())
         if not full:
             return
+        self.objective.load_training_state(ckpt.get("objective") or split_off)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.step, self.epoch = ckpt["step"], ckpt["epoch"]
@@ -279,7 +300,7 @@ class Trainer:
         self.bad_steps = 0
         loss.backward()
         if self.config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.objective.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         return distributed.mean_over_ranks({k: float(v.detach()) for k, v in out.items()}, self.device)
@@ -294,7 +315,7 @@ class Trainer:
                 break
             for cb in self.callbacks:
                 cb.on_step_start(self)
-            self.model.train()
+            self.objective.train()
             logs = self._train_step(batch)
             bar.update(1)
             if logs is None:
