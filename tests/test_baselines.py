@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wav2tok_core.eval.baselines import (KMeansTokenizer, collapse_repeats, dtw_distance, dtw_score_matrix,
-                                         subsequence_dtw, subsequence_dtw_matrix, vq_score_matrix)
+from wav2tok_core.eval.baselines import (KMeansTokenizer, dtw_distance, dtw_score_matrix, subsequence_dtw,
+                                         subsequence_dtw_matrix, vq_score_matrix)
+from wav2tok_core.model.tokens import collapse
 
 
 def local_cost(x: np.ndarray, y: np.ndarray, metric: str) -> float:
@@ -127,7 +128,7 @@ def blob_features(seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 def test_collapse_repeats() -> None:
-    assert collapse_repeats(np.array([3, 3, 1, 1, 3])) == [3, 1, 3] and collapse_repeats(np.array([])) == []
+    assert collapse(np.array([3, 3, 1, 1, 3])) == [3, 1, 3] and collapse(np.array([])) == []
 
 
 def test_kmeans_tokenizer_collapses_and_is_deterministic() -> None:

@@ -7,9 +7,9 @@ import torch
 from wav2tok_core.data.reference_bin import items_from_split
 from wav2tok_core.model.codebook import fit_model_codebook
 from wav2tok_core.model.config import ModelConfig
+from wav2tok_core.model.tokens import token_spans
 from wav2tok_core.model.wav2tok import Wav2Tok
 from wav2tok_core.search.index import TokenIndex
-from wav2tok_core.workbench.viz import token_segments
 from wav2tok_core.workbench.widgets import GAP, TokenInspector, align_tokens, inspector_widget
 
 
@@ -33,7 +33,7 @@ def test_alignment_rows_have_equal_length_and_mark_gaps() -> None:
 
 
 def test_token_segments_cover_the_frames() -> None:
-    assert token_segments([3, 3, 5, 5, 5, 3], 0.01) == [(3, 0.0, 0.02), (5, 0.02, pytest.approx(0.05)),
+    assert token_spans([3, 3, 5, 5, 5, 3], 0.01) == [(3, 0.0, 0.02), (5, 0.02, pytest.approx(0.05)),
                                                         (3, pytest.approx(0.05), pytest.approx(0.06))]
 
 

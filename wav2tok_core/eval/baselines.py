@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, prange
 from sklearn.cluster import MiniBatchKMeans
 
+from ..model.tokens import collapse
 from ..search.index import edit_similarity_matrix
 
 METRICS = ("euclidean", "cosine")
@@ -158,15 +159,6 @@ def subsequence_dtw_matrix(
     return _run(queries, recordings, metric, subsequence=True)
 
 
-def collapse_repeats(ids: np.ndarray) -> list[int]:
-    """Drop consecutive repeats: [3, 3, 1, 1, 3] -> [3, 1, 3]."""
-    ids = np.asarray(ids)
-    if ids.size == 0:
-        return []
-    keep = np.concatenate([[True], ids[1:] != ids[:-1]])
-    return ids[keep].tolist()
-
-
 class KMeansTokenizer:
     """Vector-quantisation baseline: nearest k-means centroid per frame, consecutive repeats collapsed."""
 
@@ -201,7 +193,7 @@ class KMeansTokenizer:
         arrays = [np.asarray(f, dtype=np.float32) for f in features]
         labels = self._kmeans.predict(np.concatenate(arrays))
         bounds = np.cumsum([a.shape[0] for a in arrays])[:-1]
-        return [collapse_repeats(part) for part in np.split(labels, bounds)]
+        return [collapse(part) for part in np.split(labels, bounds)]
 
 
 def vq_score_matrix(tokenizer: KMeansTokenizer, queries: Sequence[np.ndarray], database: Sequence[np.ndarray]) -> np.ndarray:

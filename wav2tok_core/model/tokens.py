@@ -1,23 +1,45 @@
-"""Token strings: collapsing frame tokens, on single sequences and on padded batches."""
+"""Token strings from frame tokens: runs of equal tokens, collapsed strings, and their time spans.
+
+Every place that turns frame tokens into strings or spans (inference, training targets, spotting, figures)
+uses these functions.
+"""
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 
 
-def collapse(tokens: Sequence[int]) -> list[int]:
+def runs(frame_tokens: Sequence[int] | np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of equal consecutive frame tokens ``(T,)``: each run's token, first frame and end frame
+    (exclusive), as three ``(R,)`` int arrays. ``[3, 3, 7, 3] -> [3, 7, 3], [0, 2, 3], [2, 3, 4]``."""
+    tokens = np.asarray(frame_tokens.cpu() if torch.is_tensor(frame_tokens) else frame_tokens, dtype=np.int64)
+    if tokens.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    starts = np.flatnonzero(np.concatenate([[True], tokens[1:] != tokens[:-1]]))
+    ends = np.append(starts[1:], tokens.size)
+    return tokens[starts], starts, ends
+
+
+def collapse(frame_tokens: Sequence[int] | np.ndarray | torch.Tensor) -> list[int]:
     """Drop consecutive repeats: ``[3, 3, 7, 7, 3] -> [3, 7, 3]``."""
-    out: list[int] = []
-    for t in tokens:
-        t = int(t)
-        if not out or out[-1] != t:
-            out.append(t)
-    return out
+    return runs(frame_tokens)[0].tolist()
+
+
+def token_spans(frame_tokens: Sequence[int] | np.ndarray | torch.Tensor,
+                frame_s: float) -> list[tuple[int, float, float]]:
+    """Each token of the collapsed string with the seconds it covers, ``(token, start_s, end_s)``.
+
+    Frame t covers ``[t, t + 1) * frame_s``; a token covers the frames of its run.
+    """
+    ids, starts, ends = runs(frame_tokens)
+    return [(int(t), int(s) * frame_s, int(e) * frame_s) for t, s, e in zip(ids, starts, ends)]
 
 
 def collapse_batch(tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Collapse every row of a padded batch of frame tokens, without a Python loop.
+    """Collapse every row of a padded batch of frame tokens, without a Python loop (training targets).
 
     Args:
         tokens: ``(B, T)`` frame token ids; lengths: ``(B,)`` real frame counts.
@@ -37,8 +59,3 @@ def collapse_batch(tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.T
     rows = torch.arange(b, device=tokens.device)[:, None].expand(b, t)
     collapsed[rows[keep], pos[keep]] = tokens[keep]
     return collapsed, string_lengths
-
-
-def unpad(strings: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
-    """``(B, S)`` padded strings and ``(B,)`` lengths -> Python lists."""
-    return [row[:n].tolist() for row, n in zip(strings.cpu(), lengths.cpu().tolist())]

@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .. import distributed
+from .. import distributed, runtime
 from ..config import to_dict
 from ..errors import CheckpointError, ConfigError
 from ..model.checkpoint import read_checkpoint, upgrade
@@ -64,7 +64,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" picks CUDA when present
     seed: int = 0  # seeds weights, sampling, augmentation and dropout
     num_workers: int = 0  # DataLoader worker processes (augmentation runs there)
-    threads: int | None = None  # torch intra-op CPU threads (None: torch's default); see README on 2-core machines
+    threads: int | None = None  # torch, numba and rapidfuzz threads (None: one per core); see README on 2-core machines
     grad_clip: float | None = 10.0  # max gradient norm (None: no clipping); guards against CTC spikes
     max_bad_steps: int = 5  # stop after this many consecutive non-finite losses (each is skipped)
     log_every: int = 10  # write a step record every this many steps
@@ -169,8 +169,7 @@ class Trainer:
             raise ConfigError(f"batch_size: {config.batch_size} does not split evenly over "
                               f"{self.dist.world_size} processes")
         self.rank_batch_size = config.batch_size // self.dist.world_size
-        if config.threads is not None:
-            torch.set_num_threads(config.threads)
+        runtime.configure(threads=config.threads)
         self.objective = objective.to(self.device)
         self.model = objective.model
         # What the training step calls: the objective itself, or its DDP wrapper (which averages gradients).

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from ..audio.config import FeatureConfig
 from ..audio.features import FeatureExtractor
+from ..model.tokens import token_spans
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
@@ -68,17 +69,6 @@ def spectrogram_grid(waves: Sequence[torch.Tensor], titles: Sequence[str], sr: i
     return fig
 
 
-def token_segments(frame_tokens: Sequence[int], hop_s: float) -> list[tuple[int, float, float]]:
-    """Runs of equal frame tokens as ``(token, start_s, end_s)``."""
-    runs: list[tuple[int, float, float]] = []
-    for i, t in enumerate(frame_tokens):
-        if runs and runs[-1][0] == t:
-            runs[-1] = (t, runs[-1][1], (i + 1) * hop_s)
-        else:
-            runs.append((int(t), i * hop_s, (i + 1) * hop_s))
-    return runs
-
-
 def tokens_over_spectrogram(wave: torch.Tensor, sr: int, frame_tokens: Sequence[int], hop_s: float,
                             num_tokens: int, title: str = "") -> Figure:
     """Spectrogram with a coloured band of token segments below it; segments wide enough to read carry
@@ -88,7 +78,7 @@ def tokens_over_spectrogram(wave: torch.Tensor, sr: int, frame_tokens: Sequence[
     ax.set_xlabel("")
     duration = wave.numel() / sr
     colors = token_colors(num_tokens)
-    for token, start, end in token_segments(frame_tokens, hop_s):
+    for token, start, end in token_spans(frame_tokens, hop_s):
         band.axvspan(start, min(end, duration), color=colors[token], alpha=0.9)
         if end - start >= 0.03 * duration:
             band.text((start + end) / 2, 0.5, str(token), ha="center", va="center", fontsize=7)

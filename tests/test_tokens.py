@@ -1,0 +1,37 @@
+"""Token strings and spans: one run-length encoding behind every string, batched or not."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wav2tok_core.model.tokens import collapse, collapse_batch, runs, token_spans
+
+frame_lists = st.lists(st.integers(0, 4), min_size=0, max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(frame_lists)
+def test_runs_tile_the_frames_and_collapse_has_no_repeats(frames: list[int]) -> None:
+    ids, starts, ends = runs(frames)
+    assert list(np.repeat(ids, ends - starts)) == frames  # the runs rebuild the frames exactly
+    string = collapse(frames)
+    assert string == ids.tolist() and all(a != b for a, b in zip(string, string[1:]))
+    spans = token_spans(frames, 0.5)
+    assert [t for t, _, _ in spans] == string
+    assert all(s < e for _, s, e in spans) and all(a[2] == b[1] for a, b in zip(spans, spans[1:]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(frame_lists.filter(len), min_size=1, max_size=5))
+def test_the_batched_collapse_agrees_with_collapse(rows: list[list[int]]) -> None:
+    width = max(map(len, rows))
+    padded = torch.tensor([r + [9] * (width - len(r)) for r in rows])  # padding must not leak in
+    strings, lengths = collapse_batch(padded, torch.tensor([len(r) for r in rows]))
+    assert [s[:n].tolist() for s, n in zip(strings, lengths.tolist())] == [collapse(r) for r in rows]
+
+
+def test_tensors_and_examples() -> None:
+    assert collapse(torch.tensor([3, 3, 7, 7, 3])) == [3, 7, 3] and collapse([]) == []
+    assert token_spans([3, 3, 5], 0.25) == [(3, 0.0, 0.5), (5, 0.5, 0.75)]
