@@ -13,12 +13,11 @@ from typing import Iterator, Mapping, Sequence
 
 import torch
 from torch.utils.data import Dataset, Sampler
-from tqdm.auto import tqdm
 
 from ..audio.augment import AugmentConfig, augment, stretch_to_length
-from ..audio.io import load_audio, pad_batch
+from ..audio.io import Failure, load_clips, pad_batch
 from ..data.reference_bin import Split
-from ..errors import AudioError, ConfigError
+from ..errors import ConfigError
 
 
 @dataclass
@@ -52,22 +51,17 @@ class DataConfig:
 
 @dataclass
 class ClipStore:
-    """Decoded clips in memory, at one sample rate. ``failed`` lists files that could not be used."""
+    """Decoded clips in memory, at one sample rate: ``waves[i]`` ``(N,)`` is the file ``paths[i]``.
+    ``failed`` lists files that could not be used."""
 
     paths: list[Path]
     waves: list[torch.Tensor]
-    failed: list[tuple[Path, str]]
+    failed: list[Failure]
 
     @classmethod
     def load(cls, paths: Sequence[Path], sr: int, progress: bool = False) -> "ClipStore":
-        """Decode ``paths`` at ``sr``; unreadable files are skipped and recorded with the reason."""
-        kept, waves, failed = [], [], []
-        for path in tqdm(list(dict.fromkeys(paths)), desc="loading audio", disable=not progress, leave=False):
-            try:
-                waves.append(load_audio(path, sr))
-                kept.append(Path(path))
-            except AudioError as err:
-                failed.append((Path(path), str(err)))
+        """Decode ``paths`` at ``sr``, each file once; unreadable files are skipped and recorded with the reason."""
+        waves, kept, failed = load_clips(list(dict.fromkeys(paths)), sr, progress)
         return cls(kept, waves, failed)
 
     def index(self) -> dict[Path, int]:

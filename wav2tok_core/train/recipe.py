@@ -233,7 +233,7 @@ def build_trainer(spec: RunSpec, callbacks: Sequence = ()) -> tuple[Trainer, dic
                   seed=spec.train.seed)
     trainer = Trainer(Wav2Tok(spec.model), dataset, spec.train, evaluate=evaluate, callbacks=[estep, *callbacks])
     report = {"train_clips": len(dataset), "val_clips": len(val_ok),
-              "failed": [{"path": str(p), "reason": r} for p, r in store.failed]}
+              "failed": [f.to_dict() for f in store.failed]}
     if evaluate is None:
         report["warning"] = (f"the validation split has {len(val_ok)} usable clip(s), fewer than 2: no validation "
                              "MRR, so early stopping and best.pt follow the training loss")
