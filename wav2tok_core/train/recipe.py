@@ -27,8 +27,8 @@ from ..model.config import ModelConfig
 from ..model.wav2tok import Wav2Tok
 from ..runtime import seed_everything, write_json
 from .callbacks import EStep
-from .data import ClipStore, DataConfig, PairDataset
-from .loading import debug_subset, read_training_items
+from .data import DataConfig
+from .loading import TrainingData, debug_subset, read_training_items
 from .trainer import TrainConfig, Trainer
 from .validation import make_validator
 
@@ -174,38 +174,33 @@ def parse_args(argv: Sequence[str] | None = None) -> RunSpec:
     return spec_from_options(options)
 
 
-def build_trainer(spec: RunSpec, callbacks: Sequence = ()) -> tuple[Trainer, dict[str, Any]]:
-    """Load data, build model and trainer; returns the trainer and a data report (failed files, counts)."""
-    seed_everything(spec.train.seed)
+def load_training_data(spec: RunSpec) -> TrainingData:
+    """The run's items (debug runs: a few of them), their decoded clips, pairs and validation clips."""
     ctx, _ = distributed.setup(spec.train.device)  # under torchrun: join the job before loading data
-    sr = spec.model.features.sr
     train, val = read_training_items(spec.dataset, spec.bin_dir, spec.data.is_dict)
     if spec.train.debug:
         train, val = (debug_subset(items, DEBUG_CLIPS, spec.data.is_dict) for items in (train, val))
-    store = ClipStore.load([it.path for it in train + val], sr, progress=spec.train.progress and ctx.is_main)
-    dataset = PairDataset(train, store, spec.data, sr, seed=spec.train.seed)
-    where = store.index()
-    val_ok = [it for it in val if it.path in where]
+    return TrainingData.load(train, val, spec.data, spec.model.features.sr, seed=spec.train.seed,
+                             progress=spec.train.progress and ctx.is_main)
+
+
+def build_trainer(spec: RunSpec, data: TrainingData, callbacks: Sequence = ()) -> Trainer:
+    """The model and its trainer on loaded ``data`` (see :func:`load_training_data`); the E-step callback
+    comes before ``callbacks``."""
+    seed_everything(spec.train.seed)
     evaluate = None
-    if len(val_ok) >= 2:
-        val_clips = [store.waves[where[it.path]] for it in val_ok]
-        labelled = spec.data.is_dict and all(it.label is not None for it in val_ok)
-        labels = [it.label for it in val_ok] if labelled else None
-        evaluate = make_validator(val_clips, labels, spec.data.augment, seed=spec.train.seed)
-    estep = EStep([store.waves[i] for _, i in dataset.anchors], spec.train.iter_clust, spec.train.cluster_split,
-                  seed=spec.train.seed)
-    trainer = Trainer(Wav2Tok(spec.model), dataset, spec.train, evaluate=evaluate, callbacks=[estep, *callbacks])
-    report = {"train_clips": len(dataset), "val_clips": len(val_ok),
-              "failed": [f.to_dict() for f in store.failed]}
-    if evaluate is None:
-        report["warning"] = (f"the validation split has {len(val_ok)} usable clip(s), fewer than 2: no validation "
-                             "MRR, so early stopping and best.pt follow the training loss")
-    return trainer, report
+    if data.validates:
+        evaluate = make_validator(data.val_clips, data.val_labels, spec.data.augment, seed=spec.train.seed)
+    estep = EStep(data.train_clips, spec.train.iter_clust, spec.train.cluster_split, seed=spec.train.seed)
+    trainer = Trainer(Wav2Tok(spec.model), data.pairs, spec.train, evaluate=evaluate, callbacks=[estep, *callbacks])
+    return trainer
 
 
 def run(spec: RunSpec, callbacks: Sequence = ()) -> Trainer:
     """Train as ``spec`` says; writes ``run_config.json`` and ``data_report.json`` to the run folder."""
-    trainer, report = build_trainer(spec, callbacks)
+    data = load_training_data(spec)
+    trainer = build_trainer(spec, data, callbacks)
+    report = data.report()
     if trainer.dist.is_main:
         write_json(trainer.run_dir / "run_config.json", {"model": to_dict(spec.model), "data": to_dict(spec.data),
                                                          "train": to_dict(spec.train), "dataset": spec.dataset,
