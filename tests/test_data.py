@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from wav2tok_core.audio.augment import AugmentConfig, pitch_shift, time_stretch
-from wav2tok_core.errors import ConfigError
+from wav2tok_core.data.reference_bin import items_from_split
+from wav2tok_core.errors import ConfigError, DataFormatError
 from wav2tok_core.train.data import ClipStore, DataConfig, EpochSampler, PairDataset, collate
 
 NO_AUG = AugmentConfig(p_pitch=0, p_stretch=0, p_noise=0, p_gain=0)
@@ -16,9 +18,9 @@ NO_AUG = AugmentConfig(p_pitch=0, p_stretch=0, p_noise=0, p_gain=0)
 
 def make(tiny_data, split="dict", sr=16000, **flags) -> PairDataset:
     train = tiny_data["train"]
-    data = train if split == "dict" else [p for v in train.values() for p in v]
-    store = ClipStore.load([p for v in train.values() for p in v], sr)
-    return PairDataset(data, store, DataConfig(**flags), sr, seed=0)
+    items = items_from_split(train if split == "dict" else [p for v in train.values() for p in v], "train")
+    store = ClipStore.load([it.path for it in items], sr)
+    return PairDataset(items, store, DataConfig(**flags), sr, seed=0)
 
 
 def clip_of(ds: PairDataset, wave: torch.Tensor) -> int | None:
@@ -42,11 +44,11 @@ def test_is_dict_positive_is_another_clip_of_the_same_class(tiny_data) -> None:
 
 
 def test_positive_other_speaker_draws_from_another_speaker(tiny_data) -> None:
-    train = tiny_data["train"]
-    store = ClipStore.load([p for v in train.values() for p in v], 16000)
-    speakers = {p: f"s{i % 2}" for v in train.values() for i, p in enumerate(v)}
+    items = items_from_split(tiny_data["train"], "train")
+    store = ClipStore.load([it.path for it in items], 16000)
+    with_speakers = [replace(it, speaker=f"s{i % 2}") for i, it in enumerate(items)]
     config = DataConfig(is_dict=True, positive_other_speaker=True)
-    ds = PairDataset(train, store, config, 16000, seed=0, speakers=speakers)
+    ds = PairDataset(with_speakers, store, config, 16000, seed=0)
     for epoch in range(3):
         ds.set_epoch(epoch)
         for index in range(len(ds)):
@@ -54,9 +56,14 @@ def test_positive_other_speaker_draws_from_another_speaker(tiny_data) -> None:
             partner = clip_of(ds, ds[index]["positive"])
             assert partner in ds.groups[cls] and ds.speaker_of[partner] != ds.speaker_of[clip]
     with pytest.raises(ValueError, match="speaker ids"):
-        PairDataset(train, store, config, 16000)
+        PairDataset(items, store, config, 16000)
     with pytest.raises(ConfigError, match="is_dict"):
         DataConfig(positive_other_speaker=True)
+
+
+def test_is_dict_needs_labelled_items(tiny_data) -> None:
+    with pytest.raises(DataFormatError, match="0.wav: has no label"):
+        make(tiny_data, split="list", is_dict=True)
 
 
 def test_apply_augmentation_augments_the_dict_positive(tiny_data) -> None:
@@ -146,7 +153,7 @@ def test_bad_files_are_skipped_and_reported(tiny_data, tmp_path) -> None:
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF....garbage")
     store = ClipStore.load([bad, *tiny_data["train"]["c1"]], 16000)
-    assert len(store.waves) == 4 and store.failed[0][0] == bad and "cannot be decoded" in store.failed[0][1]
+    assert len(store.waves) == 4 and store.failed[0].path == bad and "cannot be decoded" in store.failed[0].reason
 
 
 @pytest.mark.parametrize("semitones", [-3.0, 4.0])

@@ -22,7 +22,7 @@ from wav2tok_core.data.folder import scan_folder
 from wav2tok_core.data.fsdd import (FSDD_COMMIT, MARKER, PART, download_fsdd, ensure_fsdd, is_complete, load_fsdd,
                                     parse_name, standard_split, takes_split, urlopen_from)
 from wav2tok_core.data.manifest import ManifestItem, read_manifest
-from wav2tok_core.data.reference_bin import read_reference_bin
+from wav2tok_core.data.reference_bin import read_reference_bin, read_reference_items
 from wav2tok_core.data.splits import (allocate, explicit_speaker_split, speaker_split, stratified_split,
                                       write_split_outputs)
 from wav2tok_core.data.summary import summarize
@@ -220,9 +220,10 @@ def test_reference_bin_structure_and_trainer_loading(class_folder: Path, tmp_pat
     assert isinstance(train, dict) and set(train) == {"bird", "car", "door"}
     assert {p for paths in train.values() for p in paths} == by_split["train"]
     assert {p for paths in test.values() for p in paths} == by_split["val"]
-    store = ClipStore.load([p for paths in train.values() for p in paths], sr=SR)
+    train_items = [it for it in read_reference_items(out.reference_bin, is_dict=True) if it.split == "train"]
+    store = ClipStore.load([it.path for it in train_items], sr=SR)
     assert not store.failed
-    dataset = PairDataset(train, store, DataConfig(is_dict=True), sr=SR, seed=0)
+    dataset = PairDataset(train_items, store, DataConfig(is_dict=True), sr=SR, seed=0)
     assert len(dataset) == len(by_split["train"])
     item = dataset[0]
     assert set(item) == {"anchor", "positive"} and item["anchor"].ndim == 1

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from wav2tok_core.data.manifest import ManifestItem, read_manifest, write_manifest
-from wav2tok_core.data.reference_bin import items_from_split, read_reference_bin, split_from_items, write_reference_bin
-from wav2tok_core.errors import DataFormatError, ManifestError, UnsafePickleError
+from wav2tok_core.data.reference_bin import (items_from_split, read_reference_bin, read_reference_items,
+                                             split_from_items, write_reference_bin)
+from wav2tok_core.data.splits import reference_splits
+from wav2tok_core.errors import ConfigError, DataFormatError, ManifestError, UnsafePickleError
 
 
 class Exploit:
@@ -68,6 +70,28 @@ def test_bin_and_manifest_round_trip(tmp_path, tiny_data) -> None:
         back = read_manifest(manifest)
         assert [(i.path, i.label, i.split) for i in back] == [(i.path, i.label, i.split) for i in items]
         assert split_from_items([i for i in back if i.split == "train"], by_class=True) == train
+
+
+@pytest.mark.parametrize("shape", ["list", "dict"])
+def test_bin_to_items_to_bin_is_byte_identical(tmp_path, tiny_data, shape) -> None:
+    train, test = tiny_data["train"], tiny_data["test"]
+    if shape == "list":
+        train, test = [p for v in train.values() for p in v], [p for v in test.values() for p in v]
+    original = write_reference_bin(train, test, tmp_path / "a.bin")
+    items = read_reference_items(original, is_dict=shape == "dict")
+    assert {it.split for it in items} == {"train", "val"}
+    assert all((it.label is None) == (shape == "list") for it in items)
+    again = write_reference_bin(*reference_splits(items, by_class=shape == "dict"), tmp_path / "b.bin")
+    assert again.read_bytes() == original.read_bytes()
+
+
+def test_is_dict_disagreeing_with_the_bin_names_the_file(tmp_path, tiny_data) -> None:
+    path = write_reference_bin(tiny_data["train"], tiny_data["test"], tmp_path / "tones.bin")
+    with pytest.raises(ConfigError, match=r"is_dict=False but .*tones.bin holds a dict .*set --is_dict True"):
+        read_reference_items(path, is_dict=False)
+    flat = write_reference_bin([p for v in tiny_data["train"].values() for p in v], [], tmp_path / "flat.bin")
+    with pytest.raises(ConfigError, match=r"is_dict=True but .*flat.bin holds a list of paths"):
+        read_reference_items(flat, is_dict=True)
 
 
 def test_manifest_paths_are_relative_and_work_from_any_folder(tmp_path, monkeypatch) -> None:

@@ -16,7 +16,7 @@ from conftest import REPO, tone_clip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wav2tok_core.audio.io import load_audio
+from wav2tok_core.audio.io import load_audio, load_clips
 from wav2tok_core.cli.main import main as cli_main
 from wav2tok_core.data.reference_bin import write_reference_bin
 from wav2tok_core.errors import AudioError, ConfigError
@@ -53,6 +53,19 @@ def test_bad_audio_gets_an_error_naming_the_file(tmp_path, make, message) -> Non
     path = make(tmp_path / "bad.wav")
     with pytest.raises(AudioError, match=f"bad.wav: .*({message})"):
         load_audio(path, 16000)
+
+
+def test_load_clips_records_missing_and_corrupt_files_and_keeps_the_rest(tmp_path) -> None:
+    good = write_wav(tmp_path / "good.wav", tone_clip(0, 0))
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    missing = tmp_path / "missing.wav"
+    waves, kept, failures = load_clips([missing, good, corrupt], 16000)
+    assert kept == [good] and len(waves) == 1 and torch.equal(waves[0], load_audio(good, 16000))
+    assert [f.path for f in failures] == [missing, corrupt]
+    assert "missing.wav: file does not exist" in failures[0].reason and "cannot be decoded" in failures[1].reason
+    assert failures[1].to_dict() == {"path": str(corrupt), "reason": failures[1].reason}
+    assert json.loads(json.dumps([f.to_dict() for f in failures]))[0]["path"] == str(missing)
 
 
 def test_truncated_data_still_loads_what_is_there(tmp_path) -> None:

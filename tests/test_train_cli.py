@@ -116,12 +116,13 @@ def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None
 
 def built(tiny_data, tmp_path, *flags: str):
     """A trainer built from reference flags on the tiny tone data (3 classes x 4 clips)."""
-    from wav2tok_core.train.recipe import build_trainer
+    from wav2tok_core.train.recipe import build_trainer, load_training_data
 
     data = write_reference_bin(tiny_data["train"], tiny_data["test"], tmp_path / "bin" / "tones.bin")
     argv = ["--dataset", str(data), "--is_dict", "True", "--emb_dim", "16", "--num_tokens", "6", "--num_layers", "1",
             "--save_dir", str(tmp_path / "w"), "--progress", "False", *flags]
-    return build_trainer(parse_args(argv))[0]
+    spec = parse_args(argv)
+    return build_trainer(spec, load_training_data(spec))
 
 
 def test_model_flags_shape_the_built_model(tiny_data, tmp_path) -> None:
@@ -159,14 +160,14 @@ def test_data_and_device_flags_reach_the_trainer(tiny_data, tmp_path) -> None:
 
 def test_positive_other_speaker_takes_speakers_from_the_manifest(tiny_data, tmp_path) -> None:
     from wav2tok_core.data.manifest import ManifestItem, write_manifest
-    from wav2tok_core.train.recipe import build_trainer
+    from wav2tok_core.train.recipe import load_training_data
 
     items = [ManifestItem(p, label, f"s{i % 2}", "train") for label, paths in tiny_data["train"].items()
              for i, p in enumerate(paths)]
     write_manifest(items, tmp_path / "m.json")
     argv = ["--dataset", str(tmp_path / "m.json"), "--is_dict", "True", "--positive_other_speaker", "True",
             "--emb_dim", "16", "--num_tokens", "6", "--num_layers", "1", "--save_dir", str(tmp_path / "w")]
-    dataset = build_trainer(parse_args(argv))[0].dataset
+    dataset = load_training_data(parse_args(argv)).pairs
     assert sorted(set(dataset.speaker_of)) == ["s0", "s1"]
     with pytest.raises(ValueError, match="speaker ids"):  # the reference .bin has no speakers
         built(tiny_data, tmp_path, "--positive_other_speaker", "True")

@@ -6,13 +6,14 @@ import json
 import pytest
 import torch
 
+from wav2tok_core.audio.io import load_audio
 from wav2tok_core.data.reference_bin import write_reference_bin
 from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.train.callbacks import EStep
 from wav2tok_core.train.data import DataConfig
 from wav2tok_core.train.objective import ObjectiveConfig
-from wav2tok_core.train.recipe import RunSpec, build_trainer
-from wav2tok_core.train.trainer import Callback, TrainConfig, warmup_then_decay
+from wav2tok_core.train.recipe import RunSpec, build_trainer, load_training_data
+from wav2tok_core.train.trainer import Callback, TrainConfig, Trainer, warmup_then_decay
 
 TINY = dict(emb_dim=16, num_tokens=6, num_layers=1)
 
@@ -22,6 +23,12 @@ def spec(tiny_data, tmp_path, **train) -> RunSpec:
     options = dict(batch_size=4, epochs=2, iter_clust=2, save_dir=str(tmp_path / "w"), progress=False)
     options.update(train)
     return RunSpec(ModelConfig(**TINY), DataConfig(is_dict=True), TrainConfig(**options), str(path))
+
+
+def build(run_spec: RunSpec, callbacks=()) -> tuple[Trainer, dict]:
+    """The trainer of ``run_spec`` and its data report."""
+    data = load_training_data(run_spec)
+    return build_trainer(run_spec, data, callbacks), data.report()
 
 
 def weights(trainer) -> dict[str, torch.Tensor]:
@@ -34,11 +41,21 @@ def test_schedule_warms_up_then_decays_to_zero() -> None:
 
 
 def test_train_steps_come_from_the_real_batch_count(tiny_data, tmp_path) -> None:
-    trainer, report = build_trainer(spec(tiny_data, tmp_path, epochs=5))
+    trainer, report = build(spec(tiny_data, tmp_path, epochs=5))
     assert report["train_clips"] == 12 and trainer.batches_per_epoch == 3 and trainer.total_steps == 15
-    trainer, _ = build_trainer(spec(tiny_data, tmp_path, epochs=5, train_steps=4))
+    trainer, _ = build(spec(tiny_data, tmp_path, epochs=5, train_steps=4))
     trainer.fit()
     assert trainer.step == 4 and trainer.epoch == 2  # train_steps ends training early
+
+
+def test_loaded_data_offers_a_sample_of_training_clips(tiny_data, tmp_path) -> None:
+    data = load_training_data(spec(tiny_data, tmp_path))
+    train_files = [p for paths in tiny_data["train"].values() for p in paths]  # class by class
+    sample = data.sample_clips(5)
+    assert len(sample) == 5 and all(torch.equal(w, load_audio(p, 16000)) for w, p in zip(sample, train_files))
+    assert len(data.sample_clips()) == len(data.train_clips) == 12  # asking for more gives every training clip
+    assert data.val_labels == [label for label, paths in tiny_data["test"].items() for _ in paths]
+    assert data.report() == {"train_clips": 12, "val_clips": 6, "failed": []}
 
 
 def test_learning_rate_follows_the_schedule(tiny_data, tmp_path) -> None:
@@ -48,14 +65,14 @@ def test_learning_rate_follows_the_schedule(tiny_data, tmp_path) -> None:
         def on_step_end(self, trainer, logs):
             seen.append(logs["lr"])
 
-    trainer, _ = build_trainer(spec(tiny_data, tmp_path, learning_rate=1e-2, warmup=0.5), callbacks=[Spy()])
+    trainer, _ = build(spec(tiny_data, tmp_path, learning_rate=1e-2, warmup=0.5), callbacks=[Spy()])
     trainer.fit()
     assert seen == pytest.approx([1e-2 * warmup_then_decay(3, 6)(s) for s in range(1, 7)])
 
 
 def test_e_step_runs_every_iter_clust_steps_on_cluster_split(tiny_data, tmp_path) -> None:
     calls: list[tuple[int, int]] = []
-    trainer, _ = build_trainer(spec(tiny_data, tmp_path, iter_clust=2, cluster_split=0.5))
+    trainer, _ = build(spec(tiny_data, tmp_path, iter_clust=2, cluster_split=0.5))
     estep = next(cb for cb in trainer.callbacks if isinstance(cb, EStep))
     original = estep.on_step_start
 
@@ -71,7 +88,7 @@ def test_e_step_runs_every_iter_clust_steps_on_cluster_split(tiny_data, tmp_path
 
 
 def test_checkpoints_autosave_best_and_log(tiny_data, tmp_path) -> None:
-    trainer, _ = build_trainer(spec(tiny_data, tmp_path, epochs=4, autosave=2, name="run1"))
+    trainer, _ = build(spec(tiny_data, tmp_path, epochs=4, autosave=2, name="run1"))
     trainer.fit()
     run = tmp_path / "w" / "run1"
     assert {p.name for p in run.glob("*.pt")} == {"last.pt", "best.pt", "epoch_2.pt", "epoch_4.pt"}
@@ -82,7 +99,7 @@ def test_checkpoints_autosave_best_and_log(tiny_data, tmp_path) -> None:
 
 
 def test_patience_stops_when_the_metric_stalls(tiny_data, tmp_path) -> None:
-    trainer, _ = build_trainer(spec(tiny_data, tmp_path, epochs=10, patience=2))
+    trainer, _ = build(spec(tiny_data, tmp_path, epochs=10, patience=2))
     trainer.evaluate = lambda model: {"val/mrr": 0.5}  # never improves after the first epoch
     trainer.fit()
     assert trainer.epoch == 3
@@ -96,12 +113,12 @@ class Interrupt(Callback):
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_data, tmp_path) -> None:
-    full, _ = build_trainer(spec(tiny_data, tmp_path / "a", epochs=3, name="full"))
+    full, _ = build(spec(tiny_data, tmp_path / "a", epochs=3, name="full"))
     full.fit()
-    first, _ = build_trainer(spec(tiny_data, tmp_path / "b", epochs=3, name="part"), callbacks=[Interrupt()])
+    first, _ = build(spec(tiny_data, tmp_path / "b", epochs=3, name="part"), callbacks=[Interrupt()])
     with pytest.raises(KeyboardInterrupt):
         first.fit()
-    resumed, _ = build_trainer(spec(tiny_data, tmp_path / "b", epochs=3, name="part", load_dir="part"))
+    resumed, _ = build(spec(tiny_data, tmp_path / "b", epochs=3, name="part", load_dir="part"))
     assert resumed.step == first.step and resumed.epoch == 1
     resumed.fit()
     assert resumed.step == full.step
@@ -111,28 +128,28 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_data, tmp_pa
 
 
 def test_load_model_epochid_and_epoch_start(tiny_data, tmp_path) -> None:
-    first, _ = build_trainer(spec(tiny_data, tmp_path, epochs=2, autosave=1, name="r"))
+    first, _ = build(spec(tiny_data, tmp_path, epochs=2, autosave=1, name="r"))
     first.fit()
-    again, _ = build_trainer(spec(tiny_data, tmp_path, name="r2", load_dir="r", load_model_epochid=1))
+    again, _ = build(spec(tiny_data, tmp_path, name="r2", load_dir="r", load_model_epochid=1))
     assert again.epoch == 1 and again.step == first.batches_per_epoch
-    renumbered, _ = build_trainer(spec(tiny_data, tmp_path, name="r3", load_dir=str(tmp_path / "w" / "r"),
+    renumbered, _ = build(spec(tiny_data, tmp_path, name="r3", load_dir=str(tmp_path / "w" / "r"),
                                        epoch_start=5, epochs=6))
     assert renumbered.epoch == 5
     with pytest.raises(FileNotFoundError, match="epoch_7.pt"):
-        build_trainer(spec(tiny_data, tmp_path, load_dir="r", load_model_epochid=7))
+        build(spec(tiny_data, tmp_path, load_dir="r", load_model_epochid=7))
 
 
 def test_resume_refuses_a_checkpoint_of_another_config(tiny_data, tmp_path) -> None:
-    first, _ = build_trainer(spec(tiny_data, tmp_path, epochs=1, name="r"))
+    first, _ = build(spec(tiny_data, tmp_path, epochs=1, name="r"))
     first.fit()
     other = spec(tiny_data, tmp_path, load_dir="r")
     other.model = ModelConfig(emb_dim=16, num_tokens=7, num_layers=1)
     with pytest.raises(ValueError, match="different model config|do not fit"):
-        build_trainer(other)
+        build(other)
 
 
 def test_non_finite_losses_are_skipped_then_stop(tiny_data, tmp_path) -> None:
-    trainer, _ = build_trainer(spec(tiny_data, tmp_path, max_bad_steps=3))
+    trainer, _ = build(spec(tiny_data, tmp_path, max_bad_steps=3))
     real_forward = trainer.objective.forward
     trainer.objective.forward = lambda batch: {**real_forward(batch), "loss/total": torch.tensor(float("nan"))}
     with pytest.raises(FloatingPointError, match="3 consecutive non-finite losses"):
@@ -142,37 +159,37 @@ def test_non_finite_losses_are_skipped_then_stop(tiny_data, tmp_path) -> None:
 
 
 def test_debug_limits_the_run(tiny_data, tmp_path) -> None:
-    trainer, _ = build_trainer(spec(tiny_data, tmp_path, epochs=50, batch_size=1, debug=True))
+    trainer, _ = build(spec(tiny_data, tmp_path, epochs=50, batch_size=1, debug=True))
     trainer.fit()
     assert trainer.epoch == 2 and trainer.step == 16
 
 
 def test_device_auto_picks_what_is_available(tiny_data, tmp_path) -> None:
-    trainer, _ = build_trainer(spec(tiny_data, tmp_path, device="auto"))
+    trainer, _ = build(spec(tiny_data, tmp_path, device="auto"))
     assert trainer.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def test_same_seed_gives_the_same_trained_weights(tiny_data, tmp_path) -> None:
     runs = []
     for name in ("a", "b"):
-        trainer, _ = build_trainer(spec(tiny_data, tmp_path / name, epochs=2, seed=5))
+        trainer, _ = build(spec(tiny_data, tmp_path / name, epochs=2, seed=5))
         trainer.fit()
         runs.append(weights(trainer))
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
-    other, _ = build_trainer(spec(tiny_data, tmp_path / "c", epochs=2, seed=6))
+    other, _ = build(spec(tiny_data, tmp_path / "c", epochs=2, seed=6))
     other.fit()
     assert not torch.equal(weights(other)["proj.weight"], runs[0]["proj.weight"])
 
 
 def test_a_model_file_fine_tunes_with_other_loss_weights_and_dropout(tiny_data, tmp_path) -> None:
     """The model file holds no loss weights and dropout only shapes training, so neither blocks fine-tuning."""
-    base, _ = build_trainer(spec(tiny_data, tmp_path, epochs=1, name="base"))
+    base, _ = build(spec(tiny_data, tmp_path, epochs=1, name="base"))
     base.fit()
     shipped = base.model.save(tmp_path / "shipped.pt")
     tune = spec(tiny_data, tmp_path, epochs=1, name="tuned", load_dir=str(shipped))
     tune.model = ModelConfig(**{**TINY, "dropout": 0.5})
     tune.objective = ObjectiveConfig(alpha=0.3, beta=0.2, use_cosine=True)
-    tuned, _ = build_trainer(tune)
+    tuned, _ = build(tune)
     start = weights(tuned)
     assert all(torch.equal(start[k], v) for k, v in weights(base).items())  # starts from the file's weights
     assert tuned.model.config.dropout == 0.5 and tuned.objective.config.alpha == 0.3
@@ -181,7 +198,7 @@ def test_a_model_file_fine_tunes_with_other_loss_weights_and_dropout(tiny_data, 
 
 
 def test_training_checkpoints_keep_the_objective_apart_from_the_model(tiny_data, tmp_path) -> None:
-    trainer, _ = build_trainer(spec(tiny_data, tmp_path, epochs=1))
+    trainer, _ = build(spec(tiny_data, tmp_path, epochs=1))
     trainer.fit()
     ckpt = torch.load(tmp_path / "w" / "TrialTok" / "last.pt", weights_only=True)
     assert ckpt["version"] == 2 and ckpt["model"]["version"] == 2

@@ -6,6 +6,7 @@ import torch
 from rapidfuzz.distance import Levenshtein
 
 from wav2tok_core.audio.io import load_audio
+from wav2tok_core.data.reference_bin import items_from_split
 from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.wav2tok import Wav2Tok
 from wav2tok_core.search.index import encode_tokens
@@ -34,8 +35,9 @@ def test_training_lowers_the_loss_and_brings_paired_strings_closer(fsdd_dir, tmp
     torch.manual_seed(0)
     # a handful of real clips: 4 digits x 4 takes of one speaker; pairs = two takes of one digit
     split = {d: [fsdd_dir / "recordings" / f"{d}_jackson_{t}.wav" for t in range(4)] for d in "0369"}
-    store = ClipStore.load([p for ps in split.values() for p in ps], 16000)
-    dataset = PairDataset(split, store, DataConfig(is_dict=True), 16000, seed=0)
+    items = items_from_split(split, "train")
+    store = ClipStore.load([it.path for it in items], 16000)
+    dataset = PairDataset(items, store, DataConfig(is_dict=True), 16000, seed=0)
     model = Wav2Tok(ModelConfig(emb_dim=64, num_tokens=12, num_layers=1))
     objective = Wav2TokObjective(model, ObjectiveConfig(alpha=0.1, beta=0.1))
     config = TrainConfig(epochs=12, batch_size=4, iter_clust=100, learning_rate=3e-3, warmup=0.1,

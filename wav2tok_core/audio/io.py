@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -10,6 +11,7 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.transforms as T
+from tqdm.auto import tqdm
 
 from ..errors import AudioError
 
@@ -69,6 +71,36 @@ def load_audio(path: str | os.PathLike, sr: int) -> torch.Tensor:
     wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))  # mono mix-down
     check_wave(wave, str(path))
     return resample(wave, file_sr, sr)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A file that could not be used, and why (the message of the error that refused it, naming the file)."""
+
+    path: Path
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        """``{"path", "reason"}``, the record reports and JSON results hold."""
+        return {"path": str(self.path), "reason": self.reason}
+
+
+def load_clips(paths: Sequence[str | os.PathLike], sr: int,
+               progress: bool = False) -> tuple[list[torch.Tensor], list[Path], list[Failure]]:
+    """Read every file of ``paths`` at ``sr`` Hz; a file that cannot be used is recorded, not raised.
+
+    Returns:
+        waves: one ``(N,)`` float32 waveform per readable file; kept: their paths (same order as
+        ``waves``, input order); failures: the other files, in input order, with the reason.
+    """
+    waves, kept, failures = [], [], []
+    for path in tqdm(list(paths), desc="loading audio", disable=not progress, leave=False):
+        try:
+            waves.append(load_audio(path, sr))
+            kept.append(Path(path))
+        except AudioError as err:
+            failures.append(Failure(Path(path), str(err)))
+    return waves, kept, failures
 
 
 def to_wave(audio: torch.Tensor | np.ndarray | Sequence[float], name: str) -> torch.Tensor:

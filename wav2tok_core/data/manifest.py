@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import ManifestError
+from ..errors import DataFormatError, ManifestError
 from ..runtime import atomic_write, write_json
 
 FORMAT = "wav2tok-manifest"
@@ -35,6 +35,22 @@ class ManifestItem:
     speaker: str | None = None
     split: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+def group_by_label(items: Iterable[ManifestItem]) -> dict[str | None, list[ManifestItem]]:
+    """Items by label, labels in order of first appearance and items in their order (a reference
+    ``{class: [paths]}`` split read as items groups back to the same classes in the same order)."""
+    groups: dict[str | None, list[ManifestItem]] = {}
+    for it in items:
+        groups.setdefault(it.label, []).append(it)
+    return groups
+
+
+def require_labels(items: Iterable[ManifestItem]) -> None:
+    """Refuse items without a label: class-grouped (``is_dict``) data needs the class of every clip."""
+    unlabelled = next((it for it in items if it.label is None), None)
+    if unlabelled is not None:
+        raise DataFormatError(f"{unlabelled.path}: has no label, but class-grouped (is_dict) data needs one")
 
 
 def _clean(value: Any) -> str | None:

@@ -1,8 +1,12 @@
-"""The reference code's data format, read safely, and conversion to and from our manifest.
+"""The reference code's data format, read safely, and conversion to and from our manifest items.
 
 Reference format: ``{dataset}.bin`` is a pickle of ``[X_train, X_test]`` where each split is a list of
 audio paths or a dict ``{class: [paths]}``. Pickles can run code when loaded, so they are read with
 an unpickler that builds only lists, dicts, tuples, strings and numbers and refuses anything else.
+
+That shape (:data:`Split`) stays at this edge: the rest of the package works on manifest items, so a
+``.bin`` is converted to items when it is read (:func:`read_reference_items`) and items are converted
+back when one is written (:func:`split_from_items`, then :func:`write_reference_bin`).
 """
 from __future__ import annotations
 
@@ -12,9 +16,9 @@ import pickle
 from pathlib import Path
 from typing import Union
 
-from ..errors import DataFormatError, UnsafePickleError
+from ..errors import ConfigError, DataFormatError, UnsafePickleError
 from ..runtime import atomic_write
-from .manifest import ManifestItem
+from .manifest import ManifestItem, group_by_label, require_labels
 
 Split = Union[list[Path], dict[str, list[Path]]]  # a list of clips, or clips grouped by class
 
@@ -96,16 +100,26 @@ def split_from_items(items: list[ManifestItem], by_class: bool) -> Split:
     """Manifest rows -> a list of paths, or a dict by label (rows without a label are refused)."""
     if not by_class:
         return [it.path for it in items]
-    grouped: dict[str, list[Path]] = {}
-    for it in items:
-        if it.label is None:
-            raise DataFormatError(f"{it.path}: has no label, but class-grouped (is_dict) data needs one")
-        grouped.setdefault(it.label, []).append(it.path)
-    return grouped
+    require_labels(items)
+    return {label: [it.path for it in group] for label, group in group_by_label(items).items()}
 
 
 def items_from_split(split: Split, split_name: str) -> list[ManifestItem]:
-    """A reference split -> manifest rows (label = class for dict splits)."""
+    """A reference split -> manifest rows (label = class for dict splits, None for list splits)."""
     if isinstance(split, dict):
         return [ManifestItem(Path(p), label=k, split=split_name) for k, v in split.items() for p in v]
     return [ManifestItem(Path(p), split=split_name) for p in split]
+
+
+def read_reference_items(path: str | os.PathLike, is_dict: bool) -> list[ManifestItem]:
+    """A reference ``.bin`` as manifest items: X_train rows get split ``"train"``, X_test rows ``"val"``
+    (the set the reference trainer validates on). Dict splits label each row with its class.
+
+    Raises:
+        ConfigError: ``is_dict`` disagrees with the shape of X_train (the message names the file).
+    """
+    train, test = read_reference_bin(path)
+    if is_dict != isinstance(train, dict):
+        kind = "a dict {class: [paths]}" if isinstance(train, dict) else "a list of paths"
+        raise ConfigError(f"is_dict={is_dict} but {path} holds {kind}; set --is_dict {not is_dict}")
+    return items_from_split(train, "train") + items_from_split(test, "val")

@@ -9,16 +9,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch.utils.data import Dataset, Sampler
-from tqdm.auto import tqdm
 
 from ..audio.augment import AugmentConfig, augment, stretch_to_length
-from ..audio.io import load_audio, pad_batch
-from ..data.reference_bin import Split
-from ..errors import AudioError, ConfigError
+from ..audio.io import Failure, load_clips, pad_batch
+from ..data.manifest import ManifestItem, group_by_label, require_labels
+from ..errors import ConfigError, DataFormatError
 
 
 @dataclass
@@ -52,22 +51,17 @@ class DataConfig:
 
 @dataclass
 class ClipStore:
-    """Decoded clips in memory, at one sample rate. ``failed`` lists files that could not be used."""
+    """Decoded clips in memory, at one sample rate: ``waves[i]`` ``(N,)`` is the file ``paths[i]``.
+    ``failed`` lists files that could not be used."""
 
     paths: list[Path]
     waves: list[torch.Tensor]
-    failed: list[tuple[Path, str]]
+    failed: list[Failure]
 
     @classmethod
     def load(cls, paths: Sequence[Path], sr: int, progress: bool = False) -> "ClipStore":
-        """Decode ``paths`` at ``sr``; unreadable files are skipped and recorded with the reason."""
-        kept, waves, failed = [], [], []
-        for path in tqdm(list(dict.fromkeys(paths)), desc="loading audio", disable=not progress, leave=False):
-            try:
-                waves.append(load_audio(path, sr))
-                kept.append(Path(path))
-            except AudioError as err:
-                failed.append((Path(path), str(err)))
+        """Decode ``paths`` at ``sr``, each file once; unreadable files are skipped and recorded with the reason."""
+        waves, kept, failed = load_clips(list(dict.fromkeys(paths)), sr, progress)
         return cls(kept, waves, failed)
 
     def index(self) -> dict[Path, int]:
@@ -82,40 +76,48 @@ def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
 class PairDataset(Dataset):
     """Anchors with a positive (and a negative in triplet mode), sampled as the reference describes.
 
-    List data: the positive is an augmented copy of the anchor. Dict data: the positive is another clip
-    of the same class (never the anchor itself; with ``positive_other_speaker``, one of another speaker
-    when the class has one), augmented when ``apply_augmentation``; a class with one clip uses an
-    augmented copy when augmentation is on, and is an error otherwise. ``speakers`` maps clip paths to
-    speaker ids (needed for ``positive_other_speaker`` only).
+    ``items`` are the training clips; those whose file is not in ``store`` (failed to load) are left out.
+    Without ``is_dict`` the positive is an augmented copy of the anchor. With ``is_dict`` the items are
+    grouped by label (classes in order of first appearance) and the positive is another clip of the same
+    class (never the anchor itself; with ``positive_other_speaker``, one of another speaker, from the
+    items' speakers, when the class has one), augmented when ``apply_augmentation``; a class with one clip
+    uses an augmented copy when augmentation is on, and is an error otherwise. ``is_single`` keeps the
+    grouping but always pairs an anchor with an augmented copy of itself.
     """
 
-    def __init__(self, split: Split, store: ClipStore, config: DataConfig, sr: int, seed: int = 0,
-                 speakers: Mapping[Path, str | None] | None = None) -> None:
+    def __init__(self, items: Sequence[ManifestItem], store: ClipStore, config: DataConfig, sr: int,
+                 seed: int = 0) -> None:
         self.config, self.sr, self.seed, self.epoch = config, sr, seed, 0
         self.store = store
-        self.speaker_of = [(speakers or {}).get(p) for p in store.paths]  # by clip index
-        if config.positive_other_speaker and not any(self.speaker_of):
-            raise ValueError("positive_other_speaker needs speaker ids: train from a manifest with a speaker column")
         where = store.index()
-        if isinstance(split, dict):
-            groups = [[where[p] for p in paths if p in where] for paths in split.values()]
-            labels = list(split)
-            self.groups = [g for g in groups if g]
-            self.labels = [lab for lab, g in zip(labels, groups) if g]
-        else:
-            self.groups = [[where[p] for p in split if p in where]]
-            self.labels = [None]
+        self.speaker_of: list[str | None] = [None] * len(store.paths)  # by clip index
+        for it in items:
+            if it.path in where:
+                self.speaker_of[where[it.path]] = it.speaker
+        if config.positive_other_speaker and not any(self.speaker_of):
+            raise ConfigError("positive_other_speaker needs speaker ids: train from a manifest with a speaker column")
+        if config.is_dict:
+            require_labels(items)
+        # Group before dropping failed files, so the class order does not depend on which files failed.
+        grouped = group_by_label(items) if config.is_dict else {None: list(items)}
+        slots = [(label, [where[it.path] for it in group if it.path in where]) for label, group in grouped.items()]
+        self.groups = [g for _, g in slots if g]  # clip indices of each class slot
+        self.labels = [label for label, g in slots if g]
         self.anchors = [(c, i) for c, g in enumerate(self.groups) for i in g]  # (class slot, clip index)
         if not self.anchors:
-            raise ValueError("no usable training clips (empty split, or every file failed to load)")
-        self.by_class = isinstance(split, dict) and config.is_dict and not config.is_single
+            raise DataFormatError("no usable training clips (empty split, or every file failed to load)")
+        self.by_class = config.is_dict and not config.is_single  # positives come from the anchor's class
         singletons = [str(lab) for lab, g in zip(self.labels, self.groups) if len(g) == 1]
         if self.by_class and singletons and not config.apply_augmentation:
-            raise ValueError(f"class(es) {singletons[:10]} have a single clip, so no positive pair exists: "
-                             "add clips, drop the class, or set apply_augmentation to pair a clip with an "
-                             "augmented copy of itself")
-        if config.is_triplet and isinstance(split, dict) and len(self.groups) < 2:
-            raise ValueError("is_triplet needs at least two classes to draw negatives from")
+            raise DataFormatError(f"class(es) {singletons[:10]} have a single clip, so no positive pair exists: "
+                                  "add clips, drop the class, or set apply_augmentation to pair a clip with an "
+                                  "augmented copy of itself")
+        if config.is_triplet and config.is_dict and len(self.groups) < 2:
+            raise ConfigError("is_triplet needs at least two classes to draw negatives from")
+
+    def anchor_clips(self) -> list[torch.Tensor]:
+        """The waveform ``(N,)`` of every anchor, in anchor order (the training clips, each once per item)."""
+        return [self.store.waves[i] for _, i in self.anchors]
 
     def set_epoch(self, epoch: int) -> None:
         """Make items of ``epoch`` differ from those of other epochs (call before iterating)."""

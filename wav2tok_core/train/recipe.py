@@ -16,21 +16,19 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 from .. import distributed
 from ..audio.augment import AugmentConfig
 from ..audio.config import FEATURE_KINDS, PITCH_REPRS, FeatureConfig
 from ..config import load_config_file, to_dict
-from ..data.manifest import read_manifest
-from ..data.reference_bin import Split, read_reference_bin, split_from_items
 from ..errors import ConfigError
 from ..model.config import ModelConfig
 from ..model.wav2tok import Wav2Tok
 from ..runtime import seed_everything, write_json
 from .callbacks import EStep
-from .data import ClipStore, DataConfig, PairDataset
+from .data import DataConfig
+from .loading import TrainingData, debug_subset, read_training_items
 from .objective import ObjectiveConfig, Wav2TokObjective
 from .trainer import TrainConfig, Trainer
 from .validation import make_validator
@@ -181,74 +179,34 @@ def parse_args(argv: Sequence[str] | None = None) -> RunSpec:
     return spec_from_options(options)
 
 
-def load_splits(dataset: str, bin_dir: str, by_class: bool) -> tuple[Split, Split, dict[Path, str | None]]:
-    """(train, validation) splits from a reference .bin (by name or path) or a manifest, and the speaker of
-    each clip (a manifest's speaker column; empty for .bin data, which has none)."""
-    path = Path(dataset)
-    if path.suffix.lower() in (".json", ".csv"):
-        items = read_manifest(path)
-        train = [it for it in items if it.split in ("train", None)]
-        val = [it for it in items if it.split == "val"]
-        speakers = {it.path: it.speaker for it in items}
-        return split_from_items(train, by_class), split_from_items(val, by_class), speakers
-    if path.suffix.lower() != ".bin":
-        path = Path(bin_dir) / f"{dataset}.bin"
-    train, val = read_reference_bin(path)
-    if by_class != isinstance(train, dict):
-        kind = "a dict {class: [paths]}" if isinstance(train, dict) else "a list of paths"
-        raise ConfigError(f"is_dict={by_class} but {path} holds {kind}; set --is_dict {not by_class}")
-    return train, val, {}
-
-
-def _flatten(split: Split) -> tuple[list[Path], list[str] | None]:
-    if isinstance(split, dict):
-        pairs = [(p, label) for label, paths in split.items() for p in paths]
-        return [p for p, _ in pairs], [lab for _, lab in pairs]
-    return list(split), None
-
-
-def _head(split: Split, n: int) -> Split:
-    """The first ``n`` clips (debug runs), keeping every class that still has clips."""
-    if isinstance(split, dict):
-        per_class = max(2, n // max(1, len(split)))
-        return {k: v[:per_class] for k, v in list(split.items())[: max(1, n // 2)]}
-    return split[:n]
-
-
-def build_trainer(spec: RunSpec, callbacks: Sequence = ()) -> tuple[Trainer, dict[str, Any]]:
-    """Load data, build model and trainer; returns the trainer and a data report (failed files, counts)."""
-    seed_everything(spec.train.seed)
+def load_training_data(spec: RunSpec) -> TrainingData:
+    """The run's items (debug runs: a few of them), their decoded clips, pairs and validation clips."""
     ctx, _ = distributed.setup(spec.train.device)  # under torchrun: join the job before loading data
-    sr = spec.model.features.sr
-    train_split, val_split, speakers = load_splits(spec.dataset, spec.bin_dir, spec.data.is_dict)
+    train, val = read_training_items(spec.dataset, spec.bin_dir, spec.data.is_dict)
     if spec.train.debug:
-        train_split, val_split = _head(train_split, DEBUG_CLIPS), _head(val_split, DEBUG_CLIPS)
-    train_paths, _ = _flatten(train_split)
-    val_paths, val_labels = _flatten(val_split)
-    store = ClipStore.load(train_paths + val_paths, sr, progress=spec.train.progress and ctx.is_main)
-    dataset = PairDataset(train_split, store, spec.data, sr, seed=spec.train.seed, speakers=speakers)
-    where = store.index()
-    val_ok = [i for i, p in enumerate(val_paths) if p in where]
+        train, val = (debug_subset(items, DEBUG_CLIPS, spec.data.is_dict) for items in (train, val))
+    return TrainingData.load(train, val, spec.data, spec.model.features.sr, seed=spec.train.seed,
+                             progress=spec.train.progress and ctx.is_main)
+
+
+def build_trainer(spec: RunSpec, data: TrainingData, callbacks: Sequence = ()) -> Trainer:
+    """The model and its trainer on loaded ``data`` (see :func:`load_training_data`); the E-step callback
+    comes before ``callbacks``."""
+    seed_everything(spec.train.seed)
     evaluate = None
-    if len(val_ok) >= 2:
-        val_clips = [store.waves[where[val_paths[i]]] for i in val_ok]
-        labels = [val_labels[i] for i in val_ok] if val_labels is not None and spec.data.is_dict else None
-        evaluate = make_validator(val_clips, labels, spec.data.augment, seed=spec.train.seed)
-    estep = EStep([store.waves[i] for _, i in dataset.anchors], spec.train.iter_clust, spec.train.cluster_split,
-                  seed=spec.train.seed)
+    if data.validates:
+        evaluate = make_validator(data.val_clips, data.val_labels, spec.data.augment, seed=spec.train.seed)
+    estep = EStep(data.train_clips, spec.train.iter_clust, spec.train.cluster_split, seed=spec.train.seed)
     objective = Wav2TokObjective(Wav2Tok(spec.model), spec.objective)
-    trainer = Trainer(objective, dataset, spec.train, evaluate=evaluate, callbacks=[estep, *callbacks])
-    report = {"train_clips": len(dataset), "val_clips": len(val_ok),
-              "failed": [{"path": str(p), "reason": r} for p, r in store.failed]}
-    if evaluate is None:
-        report["warning"] = (f"the validation split has {len(val_ok)} usable clip(s), fewer than 2: no validation "
-                             "MRR, so early stopping and best.pt follow the training loss")
-    return trainer, report
+    trainer = Trainer(objective, data.pairs, spec.train, evaluate=evaluate, callbacks=[estep, *callbacks])
+    return trainer
 
 
 def run(spec: RunSpec, callbacks: Sequence = ()) -> Trainer:
     """Train as ``spec`` says; writes ``run_config.json`` and ``data_report.json`` to the run folder."""
-    trainer, report = build_trainer(spec, callbacks)
+    data = load_training_data(spec)
+    trainer = build_trainer(spec, data, callbacks)
+    report = data.report()
     if trainer.dist.is_main:
         write_json(trainer.run_dir / "run_config.json", {"model": to_dict(spec.model),
                                                          "objective": to_dict(spec.objective), "data": to_dict(spec.data),
