@@ -23,8 +23,11 @@ from wav2tok_core.data.manifest import ManifestItem, write_manifest
 from wav2tok_core.data.spotting import TrueSpan, make_spotting_set
 from wav2tok_core.errors import ConfigError, EvalError
 from wav2tok_core.eval.baselines import dtw_score_matrix
-from wav2tok_core.eval.evaluate import (METHODS, Condition, EvalClip, EvalConfig, build_methods, evaluate,
-                                        evaluate_spotting, judgements, protocol_sides)
+from wav2tok_core.eval.conditions import Condition, EvalClip
+from wav2tok_core.eval.config import EvalConfig
+from wav2tok_core.eval.methods import METHODS, build_methods
+from wav2tok_core.eval.protocol import evaluate, judgements, protocol_sides
+from wav2tok_core.eval.spotting import evaluate_spotting
 from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.wav2tok import Wav2Tok
 from wav2tok_core.train.callbacks import e_step
@@ -352,7 +355,7 @@ def test_evaluate_command_writes_both_reports(data, tmp_path, capsys) -> None:
 
 
 def test_interpolated_precision_on_a_hand_case() -> None:
-    from wav2tok_core.eval.evaluate import interpolated_precision
+    from wav2tok_core.eval.metrics import interpolated_precision
 
     ranked = np.array([[True, False, True, False], [False, True, False, False]])
     # query 0: P=1 at R=0.5, P=2/3 at R=1; query 1: P=1/2 at R=1

@@ -21,7 +21,10 @@ from typing import Any, Callable, Sequence
 from .. import runtime
 from ..data.manifest import ManifestItem, read_manifest
 from ..errors import CheckpointError, ConfigError, EvalError, IndexFileError, ManifestError, ShardError
-from ..eval.evaluate import METHODS, PROTOCOLS, EvalConfig, EvalResult, detect_protocol, evaluate
+from ..eval.config import PROTOCOLS, EvalConfig
+from ..eval.methods import METHODS
+from ..eval.protocol import detect_protocol, evaluate
+from ..eval.report import EvalResult
 from ..model.wav2tok import load_model
 from ..runtime import write_json
 from ..search.index import Hit, TokenIndex
