@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from .conditions import Condition
-from .methods import METHODS
+from .methods import method_names
 
 PROTOCOLS = ("query_by_example", "query_vs_targets")  # see wav2tok_core.eval.protocol
 
@@ -18,8 +18,8 @@ class EvalConfig:
     protocol: str = "query_by_example"  # or "query_vs_targets" (role "query" items search role "target" items)
     conditions: tuple[str, ...] = ("vanilla", "stretch0.8", "stretch1.25", "shift-3", "shift+3")  # query
     #                              transformations as in the paper; the database is never transformed
-    methods: tuple[str, ...] = ("wav2tok", "dtw-mfcc", "dtw-logmel", "vq-logmel", "vq-mfcc")  # add
-    #                           "raw-encoder" to see what training buys
+    methods: tuple[str, ...] = ("wav2tok", "dtw-mfcc", "dtw-logmel", "vq-logmel", "vq-mfcc")  # registered names;
+    #                           add "raw-encoder" to see what training buys
     cross_speaker: bool = False  # exclude database entries of the query's own speaker
     ks: tuple[int, ...] = (1, 5)  # hit@k cut-offs
     max_queries: int | None = None  # evaluate an evenly spaced subset of this many queries (None: all)
@@ -33,9 +33,10 @@ class EvalConfig:
         for name, values in (("conditions", self.conditions), ("methods", self.methods)):
             if not values or len(set(values)) != len(values):
                 raise ConfigError(f"{name}: must be non-empty and without repeats, got {list(values)}")
-        unknown = [m for m in self.methods if m not in METHODS]
+        known = method_names()
+        unknown = [m for m in self.methods if m not in known]
         if unknown:
-            raise ConfigError(f"methods: unknown {unknown}; known methods: {list(METHODS)}")
+            raise ConfigError(f"methods: unknown {unknown}; known methods: {list(known)}")
         self.parsed_conditions()
         if not self.ks or min(self.ks) < 1:
             raise ConfigError(f"ks: must be positive cut-offs, got {list(self.ks)}")

@@ -29,7 +29,7 @@ from ..errors import AudioError, EvalError
 from ..model.wav2tok import Wav2Tok
 from .conditions import EvalClip, transform_queries
 from .config import EvalConfig
-from .methods import TRAINED_METHODS, Method, build_methods, timed
+from .methods import Method, build_methods, needs_train, timed
 from .metrics import interpolated_precision, ranking_metrics, relevant_in_rank_order
 from .report import CellResult, EvalResult, MethodCosts, fmt
 
@@ -129,8 +129,8 @@ def evaluate(
     query_pos, db_pos = protocol_sides(clips, config.protocol, config.max_queries)
     queries, database = [clips[i] for i in query_pos], [clips[i] for i in db_pos]
     relevant, excluded = judgements([q.item for q in queries], [d.item for d in database], config.cross_speaker)
-    needs_train = any(m in TRAINED_METHODS for m in config.methods)
-    train_waves = [c.wave for c in load_eval_clips(model, items_train, skipped)] if needs_train else []
+    trained = any(needs_train(m) for m in config.methods)
+    train_waves = [c.wave for c in load_eval_clips(model, items_train, skipped)] if trained else []
     say(f"{len(queries)} queries, {len(database)} database clips, {len(train_waves)} train clips")
     methods = build_methods(config.methods, model, train_waves, config.batch_size, config.seed) + list(extra_methods)
     names = [m.name for m in methods]
