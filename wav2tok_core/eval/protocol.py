@@ -19,14 +19,16 @@ and listed in the result, never fatal.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..data.manifest import ManifestItem
-from ..errors import AudioError, EvalError
-from ..model.wav2tok import Wav2Tok
+from ..data.manifest import ManifestItem, read_manifest
+from ..errors import AudioError, EvalError, ManifestError
+from ..model.wav2tok import Wav2Tok, load_model
 from .conditions import EvalClip, transform_queries
 from .config import EvalConfig
 from .methods import Method, build_methods, needs_train, timed
@@ -41,6 +43,17 @@ def detect_protocol(items: Sequence[ManifestItem]) -> str:
     ``query_by_example``."""
     roles = {item.meta.get("role") for item in items}
     return "query_vs_targets" if {"query", "target"} <= roles else "query_by_example"
+
+
+def load_split_items(manifest: str | os.PathLike, test_split: str,
+                     train_split: str) -> tuple[list[ManifestItem], list[ManifestItem]]:
+    """(test items, train items) of a manifest; raises ManifestError when the test split is empty."""
+    items = read_manifest(manifest)
+    test = [it for it in items if it.split == test_split]
+    if not test:
+        splits = sorted({str(it.split) for it in items})
+        raise ManifestError(f"{manifest}: no items in split {test_split!r} (splits present: {splits})")
+    return test, [it for it in items if it.split == train_split]
 
 
 def load_eval_clips(model: Wav2Tok, items: Sequence[ManifestItem], skipped: list[dict[str, str]]) -> list[EvalClip]:
@@ -160,6 +173,32 @@ def evaluate(
     frames_per_s = sum(1 + c.wave.numel() // hop for c in database) / tallies[names[0]].database_audio_s
     costs = {m.name: _costs(m, db_reps[m.name], tallies[m.name], frames_per_s) for m in methods}
     return EvalResult(config, names, cells, costs, len(queries), len(database), skipped)
+
+
+def evaluate_manifest(
+    model: Wav2Tok | str | os.PathLike,
+    manifest: str | os.PathLike,
+    config: EvalConfig | None = None,
+    *,
+    auto_protocol: bool = False,
+    test_split: str = "test",
+    train_split: str = "train",
+    device: str = "cpu",
+    log: Log | None = None,
+) -> EvalResult:
+    """:func:`evaluate` on a manifest's test split, baselines fitted on its train split.
+
+    Args:
+        model: a model, or the path of a model or training checkpoint (loaded on ``device``).
+        auto_protocol: replace ``config.protocol`` by the one the test items call for (:func:`detect_protocol`).
+    """
+    config = config or EvalConfig()
+    test, train = load_split_items(manifest, test_split, train_split)
+    if auto_protocol:
+        config = dataclasses.replace(config, protocol=detect_protocol(test))
+    if not isinstance(model, Wav2Tok):
+        model = load_model(model, device)
+    return evaluate(model, test, train, config, log=log)
 
 
 def _encode_database(methods: Sequence[Method], database: Sequence[EvalClip], sr: int,
