@@ -19,7 +19,7 @@ import yaml
 from fsdd_results import RECIPE, fsdd_data
 from seed_runs import run_seeds
 
-from wav2tok_core.eval.evaluate import EvalConfig
+from wav2tok_core.eval.config import EvalConfig
 from wav2tok_core.runtime import configure
 from wav2tok_core.train.recipe import FLAGS
 

@@ -21,7 +21,7 @@ from seed_runs import run_seeds
 from wav2tok_core.data.fsdd import SPLITTERS, ensure_fsdd, load_fsdd
 from wav2tok_core.data.manifest import ManifestItem
 from wav2tok_core.data.splits import write_split_outputs
-from wav2tok_core.eval.evaluate import EvalConfig
+from wav2tok_core.eval.config import EvalConfig
 from wav2tok_core.runtime import configure
 
 # The recipe: teacher targets, alpha = beta = 0.01, a 128-wide BiLSTM with dropout 0.4 (README: chosen on the

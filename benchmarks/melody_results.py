@@ -18,7 +18,7 @@ from seed_runs import run_seeds
 from wav2tok_core.data.manifest import read_manifest
 from wav2tok_core.data.melodies import MelodySetConfig, build_melody_set
 from wav2tok_core.data.splits import write_split_outputs
-from wav2tok_core.eval.evaluate import EvalConfig
+from wav2tok_core.eval.config import EvalConfig
 from wav2tok_core.runtime import configure
 from wav2tok_core.workbench.runs import home
 

@@ -1,6 +1,6 @@
 r"""The README's results table: a trained model against DTW, k-means-token and untrained-encoder baselines.
 
-Runs the protocol of :mod:`wav2tok_core.evaluate` on a manifest's test split (baselines fitted on its train
+Runs the protocol of :mod:`wav2tok_core.eval.protocol` on a manifest's test split (baselines fitted on its train
 split), prints the markdown tables and writes ``OUT/results.json`` and ``OUT/results.md``.
 
 * FSDD, standard split manifest (test speakers unseen in training)::
@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wav2tok_core.cli.evaluate import USAGE_ERRORS, add_evaluate_options, evaluate_manifest  # noqa: E402
-from wav2tok_core.eval.evaluate import METHODS  # noqa: E402
+from wav2tok_core.eval.methods import METHODS  # noqa: E402
 from wav2tok_core.runtime import configure  # noqa: E402
 
 

@@ -14,7 +14,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from wav2tok_core.data.manifest import ManifestItem
-from wav2tok_core.eval.evaluate import GROUPS, EvalConfig, evaluate
+from wav2tok_core.eval.conditions import GROUPS
+from wav2tok_core.eval.config import EvalConfig
+from wav2tok_core.eval.protocol import evaluate
 from wav2tok_core.model.wav2tok import load_model
 from wav2tok_core.runtime import write_json
 from wav2tok_core.train.recipe import run, spec_from_options

@@ -21,10 +21,13 @@ from wav2tok_core.audio.config import FeatureConfig
 from wav2tok_core.cli.evaluate import register
 from wav2tok_core.data.manifest import ManifestItem, write_manifest
 from wav2tok_core.data.spotting import TrueSpan, make_spotting_set
-from wav2tok_core.errors import ConfigError, EvalError
+from wav2tok_core.errors import ConfigError, EvalError, ManifestError
 from wav2tok_core.eval.baselines import dtw_score_matrix
-from wav2tok_core.eval.evaluate import (METHODS, Condition, EvalClip, EvalConfig, build_methods, evaluate,
-                                        evaluate_spotting, judgements, protocol_sides)
+from wav2tok_core.eval.conditions import Condition, EvalClip
+from wav2tok_core.eval.config import EvalConfig
+from wav2tok_core.eval.methods import METHODS, build_methods
+from wav2tok_core.eval.protocol import evaluate, evaluate_manifest, judgements, protocol_sides
+from wav2tok_core.eval.spotting import evaluate_spotting
 from wav2tok_core.model.codebook import fit_model_codebook
 from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.wav2tok import Wav2Tok
@@ -351,8 +354,20 @@ def test_evaluate_command_writes_both_reports(data, tmp_path, capsys) -> None:
                    "louder", "--out", out) == 2
 
 
+def test_evaluate_manifest_detects_the_protocol_and_loads_the_model(data, tmp_path) -> None:
+    with_roles = [ManifestItem(it.path, it.label, it.speaker, it.split, {"role": "target" if i % 4 == 0 else "query"})
+                  for i, it in enumerate(data["test"])]
+    write_manifest([*with_roles, *data["train"]], tmp_path / "roles.json")
+    config = EvalConfig(methods=("wav2tok",), conditions=("vanilla",))
+    result = evaluate_manifest(data["model_path"], tmp_path / "roles.json", config, auto_protocol=True)
+    assert result.config.protocol == "query_vs_targets" and (result.n_queries, result.n_database) == (9, 3)
+    assert evaluate_manifest(data["model"], tmp_path / "roles.json", config).config.protocol == "query_by_example"
+    with pytest.raises(ManifestError, match="no items in split 'dev'"):
+        evaluate_manifest(data["model"], tmp_path / "roles.json", config, test_split="dev")
+
+
 def test_interpolated_precision_on_a_hand_case() -> None:
-    from wav2tok_core.eval.evaluate import interpolated_precision
+    from wav2tok_core.eval.metrics import interpolated_precision
 
     ranked = np.array([[True, False, True, False], [False, True, False, False]])
     # query 0: P=1 at R=0.5, P=2/3 at R=1; query 1: P=1/2 at R=1

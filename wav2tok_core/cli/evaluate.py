@@ -21,7 +21,10 @@ from typing import Any, Callable, Sequence
 from .. import runtime
 from ..data.manifest import ManifestItem, read_manifest
 from ..errors import CheckpointError, ConfigError, EvalError, IndexFileError, ManifestError, ShardError
-from ..eval.evaluate import METHODS, PROTOCOLS, EvalConfig, EvalResult, detect_protocol, evaluate
+from ..eval import protocol
+from ..eval.config import PROTOCOLS, EvalConfig
+from ..eval.methods import METHODS
+from ..eval.report import EvalResult
 from ..model.wav2tok import load_model
 from ..runtime import write_json
 from ..search.index import Hit, TokenIndex
@@ -130,24 +133,19 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def load_split_items(manifest: str | os.PathLike, test_split: str,
                      train_split: str) -> tuple[list[ManifestItem], list[ManifestItem]]:
-    """(test items, train items) of a manifest; raises ManifestError when the test split is empty."""
-    items = read_manifest(manifest)
-    test = [it for it in items if it.split == test_split]
-    if not test:
-        splits = sorted({str(it.split) for it in items})
-        raise ManifestError(f"{manifest}: no items in split {test_split!r} (splits present: {splits})")
-    return test, [it for it in items if it.split == train_split]
+    """:func:`wav2tok_core.eval.protocol.load_split_items`, still imported from here."""
+    return protocol.load_split_items(manifest, test_split, train_split)
 
 
 def evaluate_manifest(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> EvalResult:
-    """Run :func:`evaluate` as configured by the ``evaluate`` options (shared with benchmarks/results_table.py)."""
-    test, train = load_split_items(args.manifest, args.test_split, args.train_split)
-    protocol = detect_protocol(test) if args.protocol == "auto" else args.protocol
-    config = EvalConfig(protocol=protocol, conditions=tuple(args.conditions), methods=tuple(args.methods),
-                        cross_speaker=args.cross_speaker, max_queries=args.max_queries, batch_size=args.batch_size,
-                        seed=args.seed)
-    model = load_model(args.model, args.device)
-    return evaluate(model, test, train, config, log=log)
+    """:func:`wav2tok_core.eval.protocol.evaluate_manifest` as configured by the ``evaluate`` options (shared
+    with benchmarks/results_table.py)."""
+    auto = args.protocol == "auto"  # then the protocol is set from the test items
+    config = EvalConfig(protocol=EvalConfig.protocol if auto else args.protocol, conditions=tuple(args.conditions),
+                        methods=tuple(args.methods), cross_speaker=args.cross_speaker, max_queries=args.max_queries,
+                        batch_size=args.batch_size, seed=args.seed)
+    return protocol.evaluate_manifest(args.model, args.manifest, config, auto_protocol=auto, test_split=args.test_split,
+                                      train_split=args.train_split, device=args.device, log=log)
 
 
 def _stderr(message: str) -> None:

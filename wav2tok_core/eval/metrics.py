@@ -100,6 +100,20 @@ def ranking_metrics(
     )
 
 
+def interpolated_precision(ranked: np.ndarray, levels: int = 11) -> list[float]:
+    """Mean over queries of the best precision reached at recall >= r, for r = 0, 0.1, ..., 1.
+
+    Args:
+        ranked: ``(n_queries, n_db)`` bool relevance in rank order (pessimistic ties, exclusions removed).
+    """
+    if not len(ranked):
+        return [float("nan")] * levels
+    hits = np.cumsum(ranked, axis=1)
+    precision = hits / np.arange(1, ranked.shape[1] + 1)
+    recall = hits / hits[:, -1:]
+    return [float(np.where(recall >= r, precision, 0.0).max(axis=1).mean()) for r in np.linspace(0, 1, levels)]
+
+
 @dataclass(frozen=True)
 class PRCurve:
     """Precision/recall/F1 at each threshold (a detection counts when its score >= threshold).

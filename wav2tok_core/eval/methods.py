@@ -1,0 +1,326 @@
+"""Retrieval methods and their registry.
+
+A method turns clips into per-clip representations (token strings or frame vectors) and scores queries'
+representations against the database's (:class:`Method`). Each method is one class, registered under its
+name(s) with :func:`register` and built by :func:`build_methods` as ``cls(name, context)`` from a
+:class:`MethodContext`; its docstring says what it measures. Adding a method is one class::
+
+    @register("my-method")
+    class MyMethod(TokenMethod):  # or DTWMethod, or any class satisfying Method
+        def tokenize(self, waves):  # waveforms (N_i,) at the model's rate -> token strings
+            ...
+
+after which ``EvalConfig(methods=("wav2tok", "my-method"))`` evaluates it. A class that is fitted on the
+train clips sets ``needs_train = True``.
+
+Baseline features come from :class:`FeatureExtractor` with the model's sample rate, FFT size, hop and mel
+bands, so every method sees the same frames.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence, TypeVar
+
+import numpy as np
+import torch
+
+from ..audio.config import FeatureConfig
+from ..audio.features import FeatureExtractor
+from ..audio.io import pad_batch
+from ..errors import EvalError
+from ..model.codebook import fit_model_codebook
+from ..model.wav2tok import Wav2Tok
+from ..search.index import edit_similarity_matrix
+from .baselines import KMeansTokenizer, dtw_score_matrix
+from .conditions import EvalClip
+
+BASELINE_KINDS = ("mfcc", "logmel", "pitch")  # front ends of the dtw-<kind> and vq-<kind> families
+
+_REGISTRY: dict[str, type] = {}  # method name -> class, in registration order
+M = TypeVar("M", bound=type)
+
+
+class Method(Protocol):
+    """A retrieval method: clips -> per-clip representations -> a score matrix (higher = more similar)."""
+
+    name: str
+    unit: str  # what a representation is made of: "tokens" or "frames"
+
+    def encode(self, clips: Sequence[EvalClip]) -> list[Any]:
+        """One representation per clip."""
+
+    def score(self, queries: Sequence[Any], database: Sequence[Any]) -> np.ndarray:
+        """Similarities, shape (n_queries, n_database), no NaN."""
+
+    def length(self, rep: Any) -> int:
+        """Units (tokens or frames) in one representation."""
+
+    def nbytes(self, reps: Sequence[Any]) -> int:
+        """Storage of these representations in bytes."""
+
+
+def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """``(fn(*args), wall seconds)``: how encoding, scoring and spotting costs are measured."""
+    start = time.perf_counter()
+    value = fn(*args)
+    return value, time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------------------------------ building blocks
+
+class Featurizer:
+    """Waveforms at ``config.sr`` -> per-clip frame features ``(T_i, F)`` float32, on length-sorted padded batches."""
+
+    def __init__(self, config: FeatureConfig, batch_size: int = 32) -> None:
+        self.extractor = FeatureExtractor(config)
+        self.batch_size = batch_size
+
+    @property
+    def frame_s(self) -> float:
+        """Seconds per frame step."""
+        return self.extractor.config.hop_length / self.extractor.config.sr
+
+    def __call__(self, waves: Sequence[torch.Tensor]) -> list[np.ndarray]:
+        out: list[np.ndarray] = [np.zeros(0)] * len(waves)
+        order = sorted(range(len(waves)), key=lambda i: waves[i].numel())
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                feats, frames = self.extractor(*pad_batch([waves[i].cpu() for i in idx]))  # (B, T, F), (B,)
+                for i, x, t in zip(idx, feats.numpy(), frames.tolist()):
+                    out[i] = np.ascontiguousarray(x[:t], dtype=np.float32)
+        return out
+
+
+def baseline_features(model_features: FeatureConfig, kind: str) -> FeatureConfig:
+    """The baselines' front end: ``kind`` ("mfcc": 13 + deltas, "logmel" or "pitch") with the model's rate,
+    FFT, hop and mel bands, normalised per utterance."""
+    return dataclasses.replace(model_features, kind=kind, n_mfcc=13, deltas=True, normalize=True)
+
+
+def frame_vectors(model: Wav2Tok, waves: list[torch.Tensor], batch_size: int = 32) -> list[np.ndarray]:
+    """The model's unit frame vectors before quantisation: ``(T_i, D)`` float32 per waveform."""
+    return [e.numpy() for e in model.embed(waves, batch_size=batch_size)]
+
+
+def untrained_twin(model: Wav2Tok, train_waves: Sequence[torch.Tensor], seed: int = 0, batch_size: int = 32) -> Wav2Tok:
+    """A freshly initialised model with ``model``'s config, codebook from one E-step on ``train_waves``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        twin = Wav2Tok(model.config)
+    twin = twin.to(model.device).eval()
+    fit_model_codebook(twin, list(train_waves), seed=seed, batch_size=batch_size)
+    return twin
+
+
+@dataclass
+class MethodContext:
+    """What a method class builds itself from: the evaluated model, the train clips ``(N_i,)`` at its rate
+    (empty unless a requested method ``needs_train``), the batch size, the seed, and the baseline front ends
+    shared by the methods of one evaluation."""
+
+    model: Wav2Tok
+    train_waves: Sequence[torch.Tensor] = ()
+    batch_size: int = 32
+    seed: int = 0
+    featurizers: dict[str, Featurizer] = field(default_factory=dict)  # by feature kind
+
+    def featurizer(self, kind: str) -> Featurizer:
+        """The baseline front end of ``kind``, built on first use: only the front ends asked for are built, as
+        one may not fit the model's frames (e.g. pitch with a short n_fft)."""
+        if kind not in self.featurizers:
+            self.featurizers[kind] = Featurizer(baseline_features(self.model.config.features, kind), self.batch_size)
+        return self.featurizers[kind]
+
+
+class TokenMethod:
+    """Token strings ranked by edit similarity (:func:`wav2tok_core.search.index.edit_similarity_matrix`).
+
+    Subclasses define :meth:`tokenize`. Tokens are stored at 1 byte each (2 above 256 token ids, going by
+    the model's ``num_tokens``).
+    """
+
+    unit = "tokens"
+    needs_train = False
+
+    def __init__(self, name: str, context: MethodContext) -> None:
+        self.name = name
+        num_tokens = context.model.config.num_tokens
+        self.bytes_per_token = 1 if num_tokens <= 256 else 2 if num_tokens <= 65536 else 4
+
+    def tokenize(self, waves: list[torch.Tensor]) -> list[list[int]]:
+        """Waveforms ``(N_i,)`` at the model's rate -> one token string each."""
+        raise NotImplementedError
+
+    def encode(self, clips: Sequence[EvalClip]) -> list[list[int]]:
+        return self.tokenize([c.wave for c in clips]) if clips else []
+
+    def score(self, queries: Sequence[list[int]], database: Sequence[list[int]]) -> np.ndarray:
+        return edit_similarity_matrix(queries, database)
+
+    def length(self, rep: list[int]) -> int:
+        return len(rep)
+
+    def nbytes(self, reps: Sequence[list[int]]) -> int:
+        return sum(len(r) for r in reps) * self.bytes_per_token
+
+
+class DTWMethod:
+    """Exact path-normalised DTW over frame vectors, similarity ``-D / L`` (:mod:`wav2tok_core.eval.baselines`).
+
+    Subclasses define :meth:`featurize` and may set ``metric`` to "cosine" (default "euclidean" local cost).
+    Frames are stored as float32.
+    """
+
+    unit = "frames"
+    metric = "euclidean"
+    needs_train = False
+
+    def __init__(self, name: str, context: MethodContext) -> None:
+        self.name = name
+
+    def featurize(self, waves: list[torch.Tensor]) -> list[np.ndarray]:
+        """Waveforms ``(N_i,)`` at the model's rate -> frame vectors ``(T_i, F)`` float32."""
+        raise NotImplementedError
+
+    def encode(self, clips: Sequence[EvalClip]) -> list[np.ndarray]:
+        return self.featurize([c.wave for c in clips])
+
+    def score(self, queries: Sequence[np.ndarray], database: Sequence[np.ndarray]) -> np.ndarray:
+        return dtw_score_matrix(queries, database, metric=self.metric)
+
+    def length(self, rep: np.ndarray) -> int:
+        return int(rep.shape[0])
+
+    def nbytes(self, reps: Sequence[np.ndarray]) -> int:
+        return sum(int(r.size) * 4 for r in reps)  # float32
+
+
+# ------------------------------------------------------------------------------------------------ the registry
+
+def register(*names: str) -> Callable[[M], M]:
+    """Class decorator: make a method class buildable under each of ``names``.
+
+    The class is built as ``cls(name, context)`` (:class:`MethodContext`) and must satisfy :class:`Method`;
+    it sets ``needs_train = True`` when it is fitted on the train clips. A name is registered once.
+    """
+    if not names:
+        raise EvalError("register: give the method at least one name")
+
+    def add(cls: M) -> M:
+        taken = [n for n in names if n in _REGISTRY]
+        if taken:
+            raise EvalError(f"register: methods {taken} are already registered (by {_REGISTRY[taken[0]].__name__})")
+        _REGISTRY.update(dict.fromkeys(names, cls))
+        return cls
+    return add
+
+
+def method_names() -> tuple[str, ...]:
+    """Every registered method name, built-in ones first, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def needs_train(name: str) -> bool:
+    """Whether the method registered as ``name`` is fitted on the train clips (False for unknown names)."""
+    return getattr(_REGISTRY.get(name), "needs_train", False)
+
+
+def build_methods(names: Sequence[str], model: Wav2Tok, train_waves: Sequence[torch.Tensor], batch_size: int = 32,
+                  seed: int = 0) -> list[Method]:
+    """Method objects for registered ``names``; those that need train clips are fitted on ``train_waves``."""
+    fitted = [n for n in names if needs_train(n)]
+    if fitted and not train_waves:
+        raise EvalError(f"methods {fitted} are fitted on train clips, but there are none (check the train split)")
+    unknown = [n for n in names if n not in _REGISTRY]
+    if unknown:
+        raise EvalError(f"unknown method {unknown[0]!r}; known methods: {list(_REGISTRY)}")
+    context = MethodContext(model, train_waves, batch_size, seed)
+    return [_REGISTRY[name](name, context) for name in names]
+
+
+def _kind(name: str) -> str:
+    """The front end a family member is named for: ``dtw-mfcc`` -> ``mfcc``."""
+    return name.partition("-")[2]
+
+
+# ------------------------------------------------------------------------------------------------ built-in methods
+# Registration order is the order of METHODS (the command line's choices and the full results table).
+
+@register("wav2tok")
+class ModelTokens(TokenMethod):
+    """``wav2tok``: the model's token strings, ranked by edit similarity."""
+
+    def __init__(self, name: str, context: MethodContext) -> None:
+        super().__init__(name, context)
+        self.model, self.batch_size = context.model, context.batch_size
+
+    def tokenize(self, waves: list[torch.Tensor]) -> list[list[int]]:
+        return self.model.tokenize(waves, batch_size=self.batch_size)
+
+
+@register("raw-encoder")
+class RawEncoderTokens(ModelTokens):
+    """``raw-encoder``: the same, with an untrained model of the same config whose codebook comes from one
+    E-step on the train clips: what training buys."""
+
+    needs_train = True
+
+    def __init__(self, name: str, context: MethodContext) -> None:
+        super().__init__(name, context)
+        self.model = untrained_twin(context.model, context.train_waves, context.seed, context.batch_size)
+
+
+@register(*(f"dtw-{kind}" for kind in BASELINE_KINDS))
+class FeatureDTW(DTWMethod):
+    """``dtw-mfcc`` / ``dtw-logmel`` / ``dtw-pitch``: DTW (Euclidean local cost) over a baseline front end,
+    normalised per utterance: MFCC 13 + delta + delta-delta, log-mel, or the YIN pitch front end
+    (:mod:`wav2tok_core.audio.pitch`: key-normalised pitch, its delta, voicing, energy; in the model's
+    ``pitch_repr``), the classic query-by-humming baseline."""
+
+    def __init__(self, name: str, context: MethodContext) -> None:
+        super().__init__(name, context)
+        self.featurizer = context.featurizer(_kind(name))
+
+    def featurize(self, waves: list[torch.Tensor]) -> list[np.ndarray]:
+        return self.featurizer(waves)
+
+
+@register("dtw-encoder")
+class EncoderDTW(DTWMethod):
+    """``dtw-encoder``: DTW (cosine local cost) over the trained model's own unit frame vectors, the ones its
+    tokens are made from, unquantised: ``wav2tok`` minus ``dtw-encoder`` is what quantising and edit
+    distance change, ``dtw-encoder`` minus ``dtw-mfcc`` what the encoder learned over its input features."""
+
+    metric = "cosine"
+
+    def __init__(self, name: str, context: MethodContext) -> None:
+        super().__init__(name, context)
+        self.model, self.batch_size = context.model, context.batch_size
+
+    def featurize(self, waves: list[torch.Tensor]) -> list[np.ndarray]:
+        return frame_vectors(self.model, waves, self.batch_size)
+
+
+@register(*(f"vq-{kind}" for kind in BASELINE_KINDS))
+class FeatureKMeansTokens(TokenMethod):
+    """``vq-mfcc`` / ``vq-logmel`` / ``vq-pitch``: k-means tokens of a baseline front end + edit similarity
+    (:class:`KMeansTokenizer`, K = the model's ``num_tokens``, fitted on the frames of the train clips only,
+    never on test clips)."""
+
+    needs_train = True
+
+    def __init__(self, name: str, context: MethodContext) -> None:
+        super().__init__(name, context)
+        self.featurizer = context.featurizer(_kind(name))
+        train = self.featurizer(context.train_waves)
+        self.kmeans = KMeansTokenizer(context.model.config.num_tokens, seed=context.seed).fit(train)
+
+    def tokenize(self, waves: list[torch.Tensor]) -> list[list[int]]:
+        return self.kmeans.tokenize(self.featurizer(waves))
+
+
+METHODS = method_names()  # the built-in methods; method_names() also lists those registered later
+TRAINED_METHODS = tuple(name for name in METHODS if needs_train(name))  # fitted on the train clips

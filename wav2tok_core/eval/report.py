@@ -1,0 +1,217 @@
+"""Evaluation results and their JSON / markdown reports: ranking per method x condition, costs, spotting.
+
+Costs (per method)
+------------------
+* ``search_ms_per_query``: wall time of scoring queries against the whole (already encoded) database,
+  divided by the number of queries, over all conditions. Scoring runs on all queries of a condition at
+  once (numba / rapidfuzz use every core). For token methods this is the edit-distance search only.
+* ``encode_ms_per_audio_s``: time to turn audio into the method's representation (tokenize, or compute
+  features), per second of audio, over the database and every transformed query set.
+* ``units_per_s``: tokens (token methods) or frames (DTW) stored per second of database audio;
+  ``frames_per_s`` is the front end's frame rate, so ``frames_per_s / units_per_s`` is the compression.
+* ``index_bytes``: the database's representation: token strings at 1 byte per token (2 above 256 token
+  ids), DTW feature matrices as float32.
+
+JSON reports hold no NaN or infinity (they become null); markdown shows them as "n/a".
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..runtime import atomic_write, write_json
+from .conditions import GROUPS
+from .config import EvalConfig
+from .metrics import PRCurve
+
+REFERENCE_METHOD = "dtw-mfcc"  # speed-ups are relative to this method's search time
+RESULT_FORMAT = "wav2tok-eval"
+RESULT_VERSION = 1
+
+
+def json_number(value: float | None) -> float | None:
+    """JSON-safe float: NaN and infinities become None."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A table cell: ``value`` with ``digits`` decimals, "n/a" when missing or not finite."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def table_row(cells: Sequence[str]) -> str:
+    """One markdown table row."""
+    return "| " + " | ".join(cells) + " |"
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """Ranking quality of one method under one condition (means over the evaluated queries)."""
+
+    method: str
+    condition: str
+    mrr: float
+    map: float
+    hit_at: dict[int, float]
+    n_queries: int  # queries searched
+    n_evaluated: int  # of those, queries with at least one relevant, non-excluded entry
+    n_without_relevant: int
+    search_ms_per_query: float
+    first_ranks: list[int] = field(default_factory=list)  # rank of the first relevant entry, per evaluated query
+    precision_at_recall: list[float] = field(default_factory=list)  # 11-point interpolated, recall 0, 0.1 .. 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "condition": self.condition, "mrr": json_number(self.mrr),
+                "map": json_number(self.map), "hit_at": {str(k): json_number(v) for k, v in self.hit_at.items()},
+                "n_queries": self.n_queries, "n_evaluated": self.n_evaluated,
+                "n_without_relevant": self.n_without_relevant,
+                "search_ms_per_query": json_number(self.search_ms_per_query), "first_ranks": self.first_ranks,
+                "precision_at_recall": [json_number(p) for p in self.precision_at_recall]}
+
+
+@dataclass
+class MethodCosts:
+    """Costs of one method (see the module docstring)."""
+
+    unit: str  # "tokens" or "frames"
+    units_per_s: float  # stored units per second of database audio
+    frames_per_s: float  # front-end frames per second of database audio
+    encode_ms_per_audio_s: float  # tokenization / featurisation time per second of audio
+    search_ms_per_query: float  # scoring one query against the whole database, mean over all conditions
+    index_bytes: int  # the database's representation
+
+    @property
+    def compression(self) -> float:
+        """Frames per stored unit (1.0 for frame-based methods)."""
+        return self.frames_per_s / self.units_per_s if self.units_per_s > 0 else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: (json_number(v) if isinstance(v, float) else v) for k, v in dataclasses.asdict(self).items()}
+        out["compression"] = json_number(self.compression)
+        return out
+
+
+@dataclass
+class EvalResult:
+    """Every method x condition cell, per-method costs, and the files that were skipped."""
+
+    config: EvalConfig
+    methods: list[str]
+    cells: list[CellResult]
+    costs: dict[str, MethodCosts]
+    n_queries: int
+    n_database: int
+    skipped: list[dict[str, str]] = field(default_factory=list)  # [{"path", "reason"}]
+
+    def cell(self, method: str, condition: str) -> CellResult:
+        for c in self.cells:
+            if c.method == method and c.condition == condition:
+                return c
+        raise KeyError(f"no result for method {method!r} under condition {condition!r}")
+
+    def group_mrr(self, method: str) -> dict[str, float]:
+        """MRR per report group ("vanilla", "stretched", "shifted"): mean over its conditions, NaN if none."""
+        by_group: dict[str, list[float]] = {g: [] for g in GROUPS}
+        for condition in self.config.parsed_conditions():
+            by_group[condition.group].append(self.cell(method, condition.name).mrr)
+        return {g: float(np.mean(v)) if v else float("nan") for g, v in by_group.items()}
+
+    def speedup(self, method: str) -> float:
+        """Search-time ratio ``REFERENCE_METHOD / method``; NaN when the reference was not run."""
+        if REFERENCE_METHOD not in self.costs:
+            return float("nan")
+        mine = self.costs[method].search_ms_per_query
+        return self.costs[REFERENCE_METHOD].search_ms_per_query / mine if mine > 0 else float("inf")
+
+    @property
+    def reference_condition(self) -> str:
+        """The condition of the summary's hit@k and MAP columns: vanilla when evaluated, else the first."""
+        return "vanilla" if "vanilla" in self.config.conditions else self.config.conditions[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        summary = {m: {"mrr": {g: json_number(v) for g, v in self.group_mrr(m).items()},
+                       "search_ms_per_query": json_number(self.costs[m].search_ms_per_query),
+                       f"speedup_vs_{REFERENCE_METHOD}": json_number(self.speedup(m))} for m in self.methods}
+        return {"format": RESULT_FORMAT, "version": RESULT_VERSION, "config": dataclasses.asdict(self.config),
+                "n_queries": self.n_queries, "n_database": self.n_database, "summary": summary,
+                "cells": [c.to_dict() for c in self.cells],
+                "costs": {m: c.to_dict() for m, c in self.costs.items()}, "skipped": list(self.skipped)}
+
+    def to_markdown(self) -> str:
+        """Summary table (as in the paper), costs table, every method x condition, and the skipped files."""
+        cfg, ref = self.config, self.reference_condition
+        hit_cols = [f"hit@{k}" for k in cfg.ks]
+        lines = [f"Protocol `{cfg.protocol}`{', cross-speaker' if cfg.cross_speaker else ''}: "
+                 f"{self.n_queries} queries, {self.n_database} database clips.", "",
+                 table_row(["method", "MRR vanilla", "MRR stretched", "MRR shifted",
+                            *[f"{h} ({ref})" for h in hit_cols], f"MAP ({ref})", "ms/query",
+                            f"speed-up vs {REFERENCE_METHOD}"]),
+                 table_row(["---"] * (7 + len(hit_cols)))]
+        for m in self.methods:
+            groups, cell = self.group_mrr(m), self.cell(m, ref)
+            speedup = self.speedup(m)
+            lines.append(table_row([m, *[fmt(groups[g]) for g in GROUPS], *[fmt(cell.hit_at[k]) for k in cfg.ks],
+                                    fmt(cell.map), fmt(self.costs[m].search_ms_per_query, 2),
+                                    "n/a" if not math.isfinite(speedup) else f"{speedup:.1f}x"]))
+        lines += ["", "ms/query: scoring one query against the whole database (tokenization excluded, see below).",
+                  "", table_row(["method", "unit", "units/s", "frames/s", "compression", "encode ms per s audio",
+                                 "index bytes"]), table_row(["---"] * 7)]
+        for m in self.methods:
+            c = self.costs[m]
+            lines.append(table_row([m, c.unit, fmt(c.units_per_s, 1), fmt(c.frames_per_s, 1), fmt(c.compression, 2),
+                                    fmt(c.encode_ms_per_audio_s, 2), str(c.index_bytes)]))
+        lines += ["", table_row(["method", "condition", "MRR", "MAP", *hit_cols, "evaluated", "without relevant",
+                                 "ms/query"]), table_row(["---"] * (7 + len(hit_cols)))]
+        for c in self.cells:
+            lines.append(table_row([c.method, c.condition, fmt(c.mrr), fmt(c.map), *[fmt(c.hit_at[k]) for k in cfg.ks],
+                                    str(c.n_evaluated), str(c.n_without_relevant), fmt(c.search_ms_per_query, 2)]))
+        if self.skipped:
+            lines += ["", f"Skipped {len(self.skipped)} file(s):", *[f"- {s['reason']}" for s in self.skipped]]
+        return "\n".join(lines) + "\n"
+
+    def save(self, json_path: str | os.PathLike, markdown_path: str | os.PathLike | None = None) -> None:
+        """Write the JSON (and optionally the markdown) report atomically."""
+        write_json(json_path, self.to_dict())
+        if markdown_path is not None:
+            with atomic_write(markdown_path, "w", encoding="utf-8") as fh:
+                fh.write(self.to_markdown())
+
+
+@dataclass
+class SpottingResult:
+    """Precision/recall/F1 curves of spoken term detection, per method.
+
+    ``curves[m]`` sweeps the given thresholds for ``wav2tok`` (scores ``1 - d / m`` in [0, 1]) and every
+    distinct score for subsequence DTW (scores ``-D / L``, no natural scale).
+    """
+
+    curves: dict[str, PRCurve]
+    run_s: dict[str, float]  # wall time per method: tokenization or features of everything, then the search
+    n_queries: int
+    n_recordings: int
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        methods = {}
+        for name, curve in self.curves.items():
+            threshold, f1 = curve.best()
+            methods[name] = {"best_threshold": json_number(threshold), "best_f1": json_number(f1),
+                             "thresholds": curve.thresholds.tolist(), "precision": curve.precision.tolist(),
+                             "recall": curve.recall.tolist(), "f1": curve.f1.tolist(), "n_true": curve.n_true,
+                             "run_s": json_number(self.run_s[name])}
+        return {"n_queries": self.n_queries, "n_recordings": self.n_recordings, "methods": methods,
+                "skipped": list(self.skipped)}
+
+    def to_markdown(self) -> str:
+        lines = [table_row(["method", "best F1", "at threshold", "precision", "recall", "run s"]),
+                 table_row(["---"] * 6)]
+        for name, curve in self.curves.items():
+            i = int(np.argmax(curve.f1))
+            lines.append(table_row([name, fmt(curve.f1[i]), fmt(curve.thresholds[i]), fmt(curve.precision[i]),
+                                    fmt(curve.recall[i]), fmt(self.run_s[name], 2)]))
+        return "\n".join(lines) + "\n"
