@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..runtime import write_json
 
 NOTEBOOKS = ("01_data_split", "02_train", "03_codebook_umap", "04_retrieval_eval", "05_token_inspector")
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def notebook_defaults(notebook: Path) -> dict[str, Any]:
@@ -39,24 +39,26 @@ def notebook_defaults(notebook: Path) -> dict[str, Any]:
     return defaults
 
 
-def check_parameters(params: dict[str, Any], notebook_dir: Path = NOTEBOOK_DIR) -> None:
+def check_parameters(params: dict[str, Any], notebook_dir: Path = NOTEBOOK_DIR,
+                     where: str = "parameters file") -> None:
     """Refuse unknown sections, sections that are not mappings, and values no notebook can take (unknown
-    names, wrong types), so a bad parameters file fails before the first notebook runs."""
+    names, wrong types), so a bad parameters file fails before the first notebook runs; errors start with
+    ``where``."""
     unknown = sorted(set(params) - {"common", *NOTEBOOKS})
     if unknown:
-        raise ConfigError(f"parameters file: unknown section(s) {unknown}; sections are common, {', '.join(NOTEBOOKS)}")
+        raise ConfigError(f"{where}: unknown section(s) {unknown}; sections are common, {', '.join(NOTEBOOKS)}")
     defaults = {name: notebook_defaults(notebook_dir / f"{name}.ipynb") for name in NOTEBOOKS}
     for section, values in params.items():
         if not isinstance(values or {}, dict):
-            raise ConfigError(f"parameters file: section {section} must be a mapping, got {type(values).__name__}")
+            raise ConfigError(f"{where}: section {section} must be a mapping, got {type(values).__name__}")
         takers = NOTEBOOKS if section == "common" else (section,)
         for key, value in (values or {}).items():
             known = [defaults[name][key] for name in takers if key in defaults[name]]
             if not known:
-                raise ConfigError(f"parameters file: {section}.{key} is not a parameter of "
+                raise ConfigError(f"{where}: {section}.{key} is not a parameter of "
                                   f"{'any notebook' if section == 'common' else section}")
             for default in known:
-                typed_value(value, default, f"parameters file: {section}.{key}")
+                typed_value(value, default, f"{where}: {section}.{key}")
 
 
 def notebook_parameters(params: dict[str, Any], name: str, run_dir: Path) -> dict[str, Any]:
@@ -68,7 +70,7 @@ def run_pipeline(params_file: str | os.PathLike | None, run_dir: str | os.PathLi
                  only: Sequence[str] = NOTEBOOKS, notebook_dir: Path = NOTEBOOK_DIR) -> dict[str, float]:
     """Execute the notebooks in order; returns seconds per notebook (also in ``timings.json``)."""
     params = load_config_file(params_file) if params_file else {}
-    check_parameters(params, notebook_dir)
+    check_parameters(params, notebook_dir, f"parameters file {params_file}")
     run_dir = Path(run_dir).resolve()
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"run_dir {run_dir}: is a file, not a folder")

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED_MODEL = REPO / "weights" / "wav2tok-melodies.pt"  # trained by the recipe in weights/README.md
 
 
