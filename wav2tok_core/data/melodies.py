@@ -194,7 +194,9 @@ def _read_note_cache(path: Path | None) -> dict[str, Any]:
         return {}
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # unreadable, not text or not JSON: extract again
+        return {}
+    if not isinstance(doc, dict):
         return {}
     if doc.get("extract_version") != EXTRACT_VERSION or doc.get("music21") != version("music21"):
         return {}
@@ -337,9 +339,10 @@ def _is_complete(out: Path, digest: str) -> bool:
     if not (marker.is_file() and (out / MANIFEST_NAME).is_file()):
         return False
     try:
-        return json.loads(marker.read_text(encoding="utf-8")).get("digest") == digest
-    except (OSError, json.JSONDecodeError):
+        doc = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # unreadable, not text or not JSON: not a finished build
         return False
+    return isinstance(doc, dict) and doc.get("digest") == digest
 
 
 def build_melody_set(out_dir: str | os.PathLike, config: MelodySetConfig | None = None,

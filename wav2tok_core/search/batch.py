@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import AudioError
+from ..errors import AudioError, ConfigError
 from ..model.wav2tok import Wav2Tok
 
 
@@ -24,6 +24,8 @@ def tokenize_files(model: Wav2Tok, paths: Sequence[Path], batch_size: int = 32, 
     Returns:
         tokens: path -> token string; failed: ``[{"path", "reason"}]``.
     """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
     tokens: dict[Path, list[int]] = {}
     failed: list[dict[str, str]] = []
     clips: list[torch.Tensor] = []
