@@ -17,8 +17,9 @@ from ..data.manifest import read_manifest
 from ..errors import Wav2TokError
 
 Command = Callable[[argparse.Namespace], int]
-# Operating-system errors that name a file the user gave (an output folder that is a file, a read-only
-# target, ...). Inputs are checked where they are read and raise a Wav2TokError instead.
+# Operating-system errors about a path the user gave: mostly outputs (a folder where a file goes, a read-only
+# target). Inputs are checked where they are read and raise a Wav2TokError (training's --load_dir still
+# raises FileNotFoundError).
 FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 

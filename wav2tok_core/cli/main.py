@@ -15,6 +15,7 @@ from . import dataset, evaluate, run, tokenize, train
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``wav2tok`` parser; each subcommand's ``func`` runs it through the wrapper."""
     parser = argparse.ArgumentParser(prog="wav2tok", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (train, tokenize, evaluate, dataset, run):
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``wav2tok ARGV`` (default: the command line) and return its exit code."""
     parser = build_parser()
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     if "flags" in args:  # train: the recipe parses its own flags
