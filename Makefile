@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)  ## the main job: notebooks 01-05 on the built-in melody set (outputs in runs/default)
-	$(PY) -m wav2tok_core.workbench.pipeline --params notebooks/params/default.yaml --run_dir runs/default
+	$(PY) -m wav2tok_core.cli run --params notebooks/params/default.yaml --run_dir runs/default
 
 test: $(STAMP)  ## the test suite
 	$(PY) -m pytest -q

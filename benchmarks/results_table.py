@@ -26,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wav2tok_core.cli.evaluate import USAGE_ERRORS, add_evaluate_options, evaluate_manifest  # noqa: E402
+from wav2tok_core.cli.evaluate import add_evaluate_options, evaluate_from_args  # noqa: E402
+from wav2tok_core.errors import Wav2TokError  # noqa: E402
 from wav2tok_core.eval.methods import METHODS  # noqa: E402
 from wav2tok_core.runtime import configure  # noqa: E402
 
@@ -41,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         configure(threads=args.threads)
-        result = evaluate_manifest(args, log=lambda message: print(message, file=sys.stderr, flush=True))
-    except USAGE_ERRORS as err:
+        result = evaluate_from_args(args, log=lambda message: print(message, file=sys.stderr, flush=True))
+    except Wav2TokError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     result.save(args.out / "results.json", args.out / "results.md")

@@ -6,7 +6,6 @@ one whose codebook comes from one E-step: usable, not good.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 from conftest import tone_clip
 
 from wav2tok_core.audio.config import FeatureConfig
-from wav2tok_core.cli.evaluate import register
+from wav2tok_core.cli.main import build_parser
 from wav2tok_core.data.manifest import ManifestItem, write_manifest
 from wav2tok_core.data.spotting import TrueSpan, make_spotting_set
 from wav2tok_core.errors import ConfigError, EvalError, ManifestError
@@ -306,9 +305,7 @@ def test_spotting_exact_copies_are_found_by_both_methods(data) -> None:
 # ------------------------------------------------------------------------------------------------ commands
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="wav2tok")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([str(a) for a in argv])
+    args = build_parser().parse_args([str(a) for a in argv])
     return args.func(args)
 
 

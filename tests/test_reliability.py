@@ -118,7 +118,7 @@ def test_inference_batches_hold_bounded_audio(model, monkeypatch) -> None:
 
 
 def test_tokenize_files_decodes_a_bounded_amount_at_a_time(tmp_path, model, monkeypatch) -> None:
-    from wav2tok_core.cli.main import tokenize_files
+    from wav2tok_core.search.batch import tokenize_files
 
     paths = []
     for k in range(5):
@@ -228,7 +228,7 @@ def test_a_killed_training_run_resumes_without_losing_finished_epochs(tiny_data,
 
 
 def test_train_command_names_an_unusable_checkpoint(tiny_data, tmp_path, capsys) -> None:
-    from wav2tok_core.train.recipe import main as train_main
+    from wav2tok_core.cli.train import main as train_main
 
     data = write_reference_bin(tiny_data["train"], tiny_data["test"], tmp_path / "tones.bin")
     Wav2Tok(ModelConfig(emb_dim=32, num_tokens=6, num_layers=1)).save(tmp_path / "m32.pt")
@@ -244,7 +244,7 @@ def test_train_command_names_an_unusable_checkpoint(tiny_data, tmp_path, capsys)
 def test_malicious_bin_is_refused_in_one_line(tmp_path, capsys) -> None:
     import pickle
 
-    from wav2tok_core.train.recipe import main as train_main
+    from wav2tok_core.cli.train import main as train_main
 
     marker = tmp_path / "pwned"
 
@@ -288,7 +288,7 @@ def test_absurd_values_are_refused(model, tmp_path) -> None:
 
 
 def test_missing_validation_split_is_reported(tiny_data, tmp_path, capsys) -> None:
-    from wav2tok_core.train.recipe import main as train_main
+    from wav2tok_core.cli.train import main as train_main
 
     data = write_reference_bin(tiny_data["train"], {}, tmp_path / "noval.bin")
     assert train_main(["--dataset", str(data), "--is_dict", "True", "--emb_dim", "16", "--num_tokens", "6",

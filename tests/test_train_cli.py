@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from wav2tok_core.cli.main import main as cli_main
+from wav2tok_core.cli.train import main
 from wav2tok_core.data.reference_bin import write_reference_bin
 from wav2tok_core.errors import ConfigError
-from wav2tok_core.train.recipe import FLAGS, RunSpec, main, parse_args, parse_bool
+from wav2tok_core.train.recipe import FLAGS, RunSpec, parse_args, parse_bool
 
 # flag -> (command-line value, expected value); every entry of FLAGS must appear here
 VALUES = {

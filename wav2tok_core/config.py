@@ -37,14 +37,15 @@ def from_dict(cls: type[C], values: Mapping[str, Any], where: str = "config") ->
         nested = type(default()) if default is not None else None
         if nested is not None and dataclasses.is_dataclass(nested) and isinstance(value, Mapping):
             value = from_dict(nested, value, f"{where}.{name}")
-        kwargs[name] = _typed(value, known[name].default, f"{where}.{name}")
+        kwargs[name] = typed_value(value, known[name].default, f"{where}.{name}")
     return cls(**kwargs)
 
 
-def _typed(value: Any, default: Any, name: str) -> Any:
-    """``value`` checked against the type of the field's ``default`` (ints pass as floats, lists as tuples).
+def typed_value(value: Any, default: Any, name: str) -> Any:
+    """``value`` checked against the type of ``default`` (ints pass as floats, lists as tuples); ``name`` is
+    what an error names.
 
-    Fields whose default is None or a dataclass are not checked here.
+    Defaults that are None or a dataclass are not checked here.
     """
     if isinstance(default, bool):
         ok = isinstance(value, bool)
@@ -71,7 +72,7 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {path}: not valid YAML/JSON ({err})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: top level must be a mapping, got {type(data).__name__}")

@@ -2,7 +2,7 @@
 
 A :class:`Wav2TokError` means "the input, a file or an option is unusable": its message names the culprit
 and the reason in one line. The command line prints it as one line on stderr and exits with code 2
-(:func:`wav2tok_core.cli.main.guarded`); anything else is a bug and keeps its traceback.
+(:func:`wav2tok_core.cli.common.guarded`); anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -55,6 +55,10 @@ class FsddError(Wav2TokError, RuntimeError):
 
 class IndexFileError(Wav2TokError):
     """An index file is missing, corrupt, of another format or of an unsupported version."""
+
+
+class InputError(Wav2TokError):
+    """A job's inputs name nothing to work on (an empty folder, a split without items)."""
 
 
 class ShardError(Wav2TokError):

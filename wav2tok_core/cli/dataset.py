@@ -10,14 +10,13 @@ Sub-commands::
 
 Each builder writes ``DIR/manifest.json`` (all three splits) and ``DIR/<name>.bin`` (reference
 ``[X_train, X_test]``; X_test is our val split unless ``--reference_test test``, see
-``wav2tok_core.datasets.splits``) and prints the dataset summary as Markdown.
+``wav2tok_core.data.splits``) and prints the dataset summary as Markdown.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
 
 from ..data.folder import scan_folder
 from ..data.fsdd import FSDD_SHA256, FSDD_URL, SPLITTERS, ensure_fsdd, load_fsdd
@@ -25,12 +24,11 @@ from ..data.manifest import ManifestItem, read_manifest
 from ..data.reference_bin import write_reference_bin
 from ..data.splits import REFERENCE_TEST_CHOICES, reference_splits, speaker_split, stratified_split, write_split_outputs
 from ..data.summary import summarize
-from ..errors import DataFormatError, FolderDatasetError, FsddError, ManifestError, SplitError
 from ..runtime import write_json
+from .common import add_command
 
 MANIFEST_NAME = "manifest.json"
 MELODY_OPTIONS = ("n_tunes", "queries_per_tune", "sr", "seed")  # MelodySetConfig fields settable here
-_USER_ERRORS = (FolderDatasetError, FsddError, SplitError, ManifestError, DataFormatError)
 
 
 def _print_summary(items: list[ManifestItem], progress: bool) -> None:
@@ -42,11 +40,6 @@ def cmd_melodies(args: argparse.Namespace) -> int:
     from ..data.melodies import MelodySetConfig, build_melody_set  # imports music21 lazily
 
     config = MelodySetConfig(**{k: getattr(args, k) for k in MELODY_OPTIONS if getattr(args, k) is not None})
-    try:
-        config.validate()
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     manifest = build_melody_set(args.out, config, progress=args.progress)
     items = read_manifest(manifest)
     train, test = reference_splits(items, args.dict, args.reference_test)
@@ -91,19 +84,6 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 1 if summary.unreadable and args.strict else 0
 
 
-def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Report expected user errors (bad folder, missing data, bad split) as one line and exit code 2."""
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except _USER_ERRORS as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-
-    run.__doc__ = func.__doc__
-    return run
-
-
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder for manifest.json and the reference .bin")
     p.add_argument("--dict", action="store_true",
@@ -119,15 +99,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="dataset_command", required=True)
 
-    p = sub.add_parser("melodies", help="the built-in query-by-humming melody set")
+    p = add_command(sub, "melodies", cmd_melodies, group="dataset", help="the built-in query-by-humming melody set")
     p.add_argument("--n_tunes", type=int, help="tunes (classes); default: MelodySetConfig's")
     p.add_argument("--queries_per_tune", type=int, help="hummed queries per tune; default: MelodySetConfig's")
     p.add_argument("--sr", type=int, help="sample rate of the clips (Hz); default: MelodySetConfig's")
     p.add_argument("--seed", type=int, help="seed of tune choice and synthesis; default: MelodySetConfig's")
     _add_output_options(p)
-    p.set_defaults(func=_guarded(cmd_melodies))
 
-    p = sub.add_parser("fsdd", help="Free Spoken Digit Dataset (speaker-disjoint or FSDD's own take split)")
+    p = add_command(sub, "fsdd", cmd_fsdd, group="dataset",
+                    help="Free Spoken Digit Dataset (speaker-disjoint or FSDD's own take split)")
     p.add_argument("--split", choices=sorted(SPLITTERS), default="speakers",
                    help="speakers: the project's standard, test speakers unseen (default); takes: FSDD's own, "
                         "takes 0-4 of every speaker are test")
@@ -139,9 +119,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--val_fraction", type=float, default=0.1, help="share of the training clips for val")
     p.add_argument("--seed", type=int, default=0, help="seed of the validation carve-out")
     _add_output_options(p)
-    p.set_defaults(func=_guarded(cmd_fsdd))
 
-    p = sub.add_parser("folder", help="your own data: ROOT/<class>/*.wav|flac|ogg")
+    p = add_command(sub, "folder", cmd_folder, group="dataset", help="your own data: ROOT/<class>/*.wav|flac|ogg")
     p.add_argument("--root", required=True, help="folder with one sub-folder per class")
     p.add_argument("--speaker_regex", default=None,
                    help="regex on file names with a (?P<speaker>...) or first group giving the speaker id "
@@ -153,12 +132,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the split")
     p.add_argument("--name", default=None, help="name of the .bin (default: the root folder's name)")
     _add_output_options(p)
-    p.set_defaults(func=_guarded(cmd_folder))
 
-    p = sub.add_parser("summary", help="counts, durations and unreadable files of a manifest")
+    p = add_command(sub, "summary", cmd_summary, group="dataset",
+                    help="counts, durations and unreadable files of a manifest")
     p.add_argument("manifest", help="manifest (.json or .csv)")
     p.add_argument("--json", default=None, help="also write the summary as JSON here")
     p.add_argument("--strict", action="store_true", help="exit 1 when any file is unreadable")
     p.add_argument("--progress", action="store_true", help="show progress")
-    p.set_defaults(func=_guarded(cmd_summary))
     return parser

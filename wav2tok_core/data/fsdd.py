@@ -98,7 +98,7 @@ def _missing_message(root: Path) -> str:
     return (f"FSDD {state} at {root} (expected {root / RECORDINGS}/{{digit}}_{{speaker}}_{{take}}.wav). "
             f"Point to an existing copy, or download the official release ({FSDD_URL}) with "
             f"`wav2tok dataset fsdd --root {root} --download --out DIR` or "
-            f"`wav2tok_core.datasets.fsdd.ensure_fsdd({str(root)!r}, download=True)`.")
+            f"`wav2tok_core.data.fsdd.ensure_fsdd({str(root)!r}, download=True)`.")
 
 
 def ensure_fsdd(root: str | os.PathLike, download: bool = False, *, url: str = FSDD_URL,
@@ -166,7 +166,10 @@ def urlopen_from(url: str, start: int = 0, timeout: float = 60.0) -> BinaryIO:
     A server (or a ``file://`` URL) that ignores the range sends the whole resource: the first ``start``
     bytes are then read and discarded. A range past the end (HTTP 416) yields an empty stream.
     """
-    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
+    try:
+        request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
+    except ValueError as err:  # not a URL at all
+        raise FsddError(f"cannot download {url!r}: {err}") from None
     try:
         response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - user-chosen dataset URL
     except urllib.error.HTTPError as err:
@@ -210,12 +213,9 @@ def file_sha256(path: Path) -> str:
 
 
 def _verify(part: Path, sha256: str | None) -> str:
-    """Check the finished download's hash (a mismatch deletes it) and return it."""
+    """Check the finished download's hash when one is pinned (a mismatch deletes it) and return it."""
     actual = file_sha256(part)
-    if sha256 is None:
-        print(f"FSDD archive sha256 = {actual} (not pinned: pass sha256={actual!r} / --sha256 {actual} "
-              "to verify future downloads)", file=sys.stderr)
-    elif actual != sha256.lower():
+    if sha256 is not None and actual != sha256.lower():
         part.unlink()
         raise FsddError(f"{part}: checksum mismatch (expected sha256 {sha256}, got {actual}); the download was "
                         "deleted: check the URL and the pinned hash, then run again")
@@ -305,6 +305,9 @@ def download_fsdd(root: str | os.PathLike, *, url: str = FSDD_URL, sha256: str |
     root.mkdir(parents=True, exist_ok=True)
     archive, digest = _download_archive(root, url, sha256, opener or urlopen_from, chunk_size)
     n_files = _extract_recordings(archive, root)
+    if sha256 is None:  # printed once the archive proved usable, so the hash is worth pinning
+        print(f"FSDD archive sha256 = {digest} (not pinned: pass sha256={digest!r} / --sha256 {digest} "
+              "to verify future downloads)", file=sys.stderr)
     write_json(root / MARKER, {"url": url, "sha256": digest, "n_files": n_files})
     archive.unlink()
     return root

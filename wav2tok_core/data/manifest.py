@@ -81,7 +81,10 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestItem]:
     if not path.is_file():
         raise ManifestError(f"manifest {path} does not exist")
     root = path.resolve().parent
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"{path}: not a text file ({err})") from None
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text))
         if reader.fieldnames is None or "path" not in reader.fieldnames:

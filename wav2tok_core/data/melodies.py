@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from ..errors import ConfigError
 from ..runtime import atomic_write, write_json
 from .manifest import ManifestItem, write_manifest
 from .synth import SINGERS, Notes, render_hum, render_target
@@ -88,7 +89,7 @@ class MelodySetConfig:
     split_fractions: tuple[float, float, float] = (0.6, 0.1, 0.3)  # train / val / test share of tunes
 
     def validate(self) -> None:
-        """Raise ValueError on inconsistent settings."""
+        """Raise ConfigError on inconsistent settings."""
         checks = [
             (self.n_tunes >= 1, "n_tunes must be >= 1"),
             (self.queries_per_tune >= 1, "queries_per_tune must be >= 1"),
@@ -106,7 +107,7 @@ class MelodySetConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(f"MelodySetConfig: {message}")
+                raise ConfigError(f"MelodySetConfig: {message}")
 
     def digest(self) -> str:
         """Hex digest of the settings, the generator version and the music21 version (it ships the corpus)."""
@@ -193,7 +194,9 @@ def _read_note_cache(path: Path | None) -> dict[str, Any]:
         return {}
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # unreadable, not text or not JSON: extract again
+        return {}
+    if not isinstance(doc, dict):
         return {}
     if doc.get("extract_version") != EXTRACT_VERSION or doc.get("music21") != version("music21"):
         return {}
@@ -234,7 +237,8 @@ def load_tunes(n: int, seed: int, *, note_s: float = 0.3, phrase_s: tuple[float,
     if dirty and cache_file is not None:
         write_json(cache_file, {"extract_version": EXTRACT_VERSION, "music21": version("music21"), "tunes": cache})
     if len(tunes) < n:
-        raise ValueError(f"only {len(tunes)} tunes of {CORPUS} fit phrase_s={phrase_s}, min_notes={min_notes}")
+        raise ConfigError(f"n_tunes: {n} asked, but only {len(tunes)} tunes of {CORPUS} fit phrase_s={phrase_s}, "
+                          f"min_notes={min_notes}")
     return tunes
 
 
@@ -335,9 +339,10 @@ def _is_complete(out: Path, digest: str) -> bool:
     if not (marker.is_file() and (out / MANIFEST_NAME).is_file()):
         return False
     try:
-        return json.loads(marker.read_text(encoding="utf-8")).get("digest") == digest
-    except (OSError, json.JSONDecodeError):
+        doc = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # unreadable, not text or not JSON: not a finished build
         return False
+    return isinstance(doc, dict) and doc.get("digest") == digest
 
 
 def build_melody_set(out_dir: str | os.PathLike, config: MelodySetConfig | None = None,

@@ -17,6 +17,7 @@ import torch
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
 from .. import distributed
+from ..errors import ConfigError
 
 # Above this many frames the E-step uses MiniBatchKMeans (memory and time grow linearly, not per pass).
 MINIBATCH_ABOVE = 200_000
@@ -52,7 +53,7 @@ def fit_codebook(frames: np.ndarray | torch.Tensor, num_tokens: int, init: np.nd
     """
     x = _normalize(np.asarray(frames.detach().cpu() if torch.is_tensor(frames) else frames, dtype=np.float64))
     if len(x) < num_tokens:
-        raise ValueError(f"E-step needs at least num_tokens={num_tokens} frames, got {len(x)}: "
+        raise ConfigError(f"E-step needs at least num_tokens={num_tokens} frames, got {len(x)}: "
                          "use more (or longer) clips, a larger cluster_split, or fewer tokens")
     start = "k-means++" if init is None else _normalize(np.asarray(init.cpu() if torch.is_tensor(init) else init,
                                                                    dtype=np.float64))

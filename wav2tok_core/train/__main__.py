@@ -1,6 +1,6 @@
 """``python -m wav2tok_core.train``: the reference code's training entry point, with its flag names."""
 import sys
 
-from .recipe import main
+from ..cli.train import main
 
 sys.exit(main())

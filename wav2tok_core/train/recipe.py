@@ -219,21 +219,3 @@ def run(spec: RunSpec, callbacks: Sequence = ()) -> Trainer:
             print(f"warning: {report['warning']}", file=sys.stderr)
     trainer.fit()
     return trainer
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        spec = parse_args(argv)
-        trainer = run(spec)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        print(f"wav2tok train: error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        distributed.cleanup()
-    if not trainer.dist.is_main:
-        return 0
-    last = trainer.history[-1] if trainer.history else {}
-    print(f"trained {trainer.epoch} epochs, {trainer.step} steps; run folder {trainer.run_dir}; "
-          f"last epoch: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float)))
-    return 0
-

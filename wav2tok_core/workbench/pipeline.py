@@ -1,15 +1,16 @@
-"""Run the numbered notebooks headlessly with papermill: the workbench's main job.
+"""Run the numbered notebooks headlessly with papermill: the workbench's main job (``wav2tok run``).
 
-    python -m wav2tok_core.pipeline --params notebooks/params/default.yaml --run_dir runs/default
+    wav2tok run --params notebooks/params/default.yaml --run_dir runs/default
 
 The parameters file has a ``common`` section (given to every notebook) and one section per notebook
-(``01_data_split``, ...). Executed notebooks go to ``{run_dir}/notebooks/``; each notebook writes its
+(``01_data_split``, ...); keys are names of the notebooks' ``parameters`` cells. The file is checked
+before any notebook starts. Executed notebooks go to ``{run_dir}/notebooks/``; each notebook writes its
 figures and results under ``{run_dir}``. A notebook that fails stops the run with its name, and the
 executed copy (with the traceback) is kept for inspection.
 """
 from __future__ import annotations
 
-import argparse
+import ast
 import json
 import os
 import sys
@@ -17,19 +18,50 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..config import load_config_file
+from ..config import load_config_file, typed_value
 from ..errors import ConfigError
 from ..runtime import write_json
 from .runs import asset, home, resolve
 
 NOTEBOOKS = ("01_data_split", "02_train", "03_codebook_umap", "04_retrieval_eval", "05_token_inspector")
+def notebook_defaults(notebook: Path) -> dict[str, Any]:
+    """The names and default values assigned in the notebook's cell tagged ``parameters``."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    source = next("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    defaults: dict[str, Any] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            defaults[node.target.id] = ast.literal_eval(node.value)
+        elif isinstance(node, ast.Assign):
+            defaults.update({t.id: ast.literal_eval(node.value) for t in node.targets if isinstance(t, ast.Name)})
+    return defaults
+
+
+def check_parameters(params: dict[str, Any], notebook_dir: Path | None = None,
+                     where: str = "parameters file") -> None:
+    """Refuse unknown sections, sections that are not mappings, and values no notebook can take (unknown
+    names, wrong types), so a bad parameters file fails before the first notebook runs; errors start with
+    ``where``."""
+    unknown = sorted(set(params) - {"common", *NOTEBOOKS})
+    if unknown:
+        raise ConfigError(f"{where}: unknown section(s) {unknown}; sections are common, {', '.join(NOTEBOOKS)}")
+    notebook_dir = notebook_dir or asset("notebooks")
+    defaults = {name: notebook_defaults(notebook_dir / f"{name}.ipynb") for name in NOTEBOOKS}
+    for section, values in params.items():
+        if not isinstance(values or {}, dict):
+            raise ConfigError(f"{where}: section {section} must be a mapping, got {type(values).__name__}")
+        takers = NOTEBOOKS if section == "common" else (section,)
+        for key, value in (values or {}).items():
+            known = [defaults[name][key] for name in takers if key in defaults[name]]
+            if not known:
+                raise ConfigError(f"{where}: {section}.{key} is not a parameter of "
+                                  f"{'any notebook' if section == 'common' else section}")
+            for default in known:
+                typed_value(value, default, f"{where}: {section}.{key}")
 
 
 def notebook_parameters(params: dict[str, Any], name: str, run_dir: Path) -> dict[str, Any]:
     """Parameters for notebook ``name``: ``common`` values, then its own section, then ``run_dir``."""
-    unknown = sorted(set(params) - {"common", *NOTEBOOKS})
-    if unknown:
-        raise ConfigError(f"parameters file: unknown section(s) {unknown}; sections are common, {', '.join(NOTEBOOKS)}")
     return {**(params.get("common") or {}), **(params.get(name) or {}), "run_dir": str(run_dir)}
 
 
@@ -40,11 +72,14 @@ def run_pipeline(params_file: str | os.PathLike | None, run_dir: str | os.PathLi
     Notebooks come from ``notebook_dir`` (default: the workbench's ``notebooks/``, see :func:`runs.asset`);
     a relative ``run_dir`` is taken relative to :func:`runs.home`, which is also the kernels' working folder.
     """
-    import papermill as pm
-
     notebook_dir = notebook_dir or asset("notebooks")
     params = load_config_file(resolve(params_file)) if params_file else {}
+    check_parameters(params, notebook_dir, f"parameters file {params_file}")
     run_dir = resolve(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run_dir {run_dir}: is a file, not a folder")
+    import papermill as pm  # loads the Jupyter stack: only once the parameters passed
+
     out_dir = run_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     # The kernelspec starts "python" from PATH: make that this environment's interpreter.
@@ -60,22 +95,3 @@ def run_pipeline(params_file: str | os.PathLike | None, run_dir: str | os.PathLi
         print(f"[{name}] done in {timings[name]:.0f} s", flush=True)
     write_json(run_dir / "timings.json", {**timings, "total_s": round(sum(timings.values()), 1)})
     return timings
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="wav2tok run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--params", default="notebooks/params/default.yaml",
-                   help="YAML parameters file (relative paths: under the workbench's home, else the installed copy)")
-    p.add_argument("--run_dir", default="runs/default", help="where executed notebooks and results go")
-    p.add_argument("--only", nargs="+", choices=NOTEBOOKS, default=list(NOTEBOOKS), help="run just these notebooks")
-    args = p.parse_args(argv)
-    params = args.params if resolve(args.params).is_file() else asset(args.params)
-    timings = run_pipeline(params, args.run_dir, args.only)
-    print(json.dumps(timings))
-    print(f"results in {args.run_dir}: notebooks/ (executed), figures and results JSON per notebook")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

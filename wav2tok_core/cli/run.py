@@ -1,0 +1,28 @@
+"""The ``run`` subcommand: the numbered notebooks, executed headlessly (:mod:`wav2tok_core.workbench.pipeline`)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..workbench import pipeline
+from ..workbench.pipeline import NOTEBOOKS, run_pipeline
+from ..workbench.runs import asset, resolve
+from .common import add_command
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    params = args.params if resolve(args.params).is_file() else asset(args.params)
+    timings = run_pipeline(params, args.run_dir, args.only)
+    print(json.dumps(timings))
+    print(f"results in {args.run_dir}: notebooks/ (executed), figures and results JSON per notebook")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``run`` to the ``wav2tok`` command."""
+    p = add_command(subparsers, "run", cmd_run, help="run the notebooks headlessly (see `wav2tok run --help`)",
+                    description=pipeline.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--params", default="notebooks/params/default.yaml",
+                   help="YAML parameters file (a relative path: under the workbench's home, else the installed copy)")
+    p.add_argument("--run_dir", default="runs/default", help="where executed notebooks and results go")
+    p.add_argument("--only", nargs="+", choices=NOTEBOOKS, default=list(NOTEBOOKS), help="run just these notebooks")

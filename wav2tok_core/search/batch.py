@@ -1,0 +1,47 @@
+"""Tokenizing many audio files with bounded memory: unreadable files are listed with the reason, not raised.
+
+Used by the ``tokenize``, ``index`` and ``search`` jobs, sharded or not (:mod:`wav2tok_core.search.shards`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import AudioError, ConfigError
+from ..model.wav2tok import Wav2Tok
+
+
+def tokenize_files(model: Wav2Tok, paths: Sequence[Path], batch_size: int = 32, progress: bool = False,
+                   chunk: int = 512, chunk_s: float = 1800.0) -> tuple[dict[Path, list[int]], list[dict[str, str]]]:
+    """Token strings of every readable file; unreadable ones are listed with the reason, not raised.
+
+    Decoded audio is held for at most ``chunk`` files or ``chunk_s`` seconds at a time, whichever comes
+    first, so memory stays bounded for any number and length of files.
+
+    Returns:
+        tokens: path -> token string; failed: ``[{"path", "reason"}]``.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
+    tokens: dict[Path, list[int]] = {}
+    failed: list[dict[str, str]] = []
+    clips: list[torch.Tensor] = []
+    kept: list[Path] = []
+    held = 0  # samples decoded and not yet tokenized
+    bar = tqdm(total=len(paths), desc="tokenizing", disable=not progress, leave=False)
+    for i, path in enumerate(paths):
+        bar.update(1)
+        try:
+            clips += model.load_clips([path])
+            kept.append(path)
+            held += clips[-1].numel()
+        except AudioError as err:
+            failed.append({"path": str(path), "reason": str(err)})
+        if clips and (len(clips) == chunk or held >= chunk_s * model.config.features.sr or i == len(paths) - 1):
+            tokens.update(zip(kept, model.tokenize(clips, batch_size=batch_size)))
+            clips, kept, held = [], [], 0
+    bar.close()
+    return tokens, failed
