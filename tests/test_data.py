@@ -153,7 +153,7 @@ def test_bad_files_are_skipped_and_reported(tiny_data, tmp_path) -> None:
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF....garbage")
     store = ClipStore.load([bad, *tiny_data["train"]["c1"]], 16000)
-    assert len(store.waves) == 4 and store.failed[0].path == bad and "cannot be decoded" in store.failed[0].reason
+    assert len(store.waves) == 4 and store.failed[0].path == str(bad) and "cannot be decoded" in store.failed[0].reason
 
 
 @pytest.mark.parametrize("semitones", [-3.0, 4.0])

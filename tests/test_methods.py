@@ -46,13 +46,10 @@ def test_a_method_registered_in_one_class_is_evaluated_end_to_end(data, registry
     class ZeroCrossingTokens(TokenMethod):
         """Each 20 ms frame's zero-crossing rate in 16 bands, repeats collapsed: a crude pitch contour."""
 
-        def tokenize(self, waves):
-            strings = []
-            for wave in waves:  # (N,) at the model's rate, 16 kHz here
-                frames = wave[: len(wave) // 320 * 320].reshape(-1, 320)  # (T, 320)
-                rate = (frames[:, 1:].sign() != frames[:, :-1].sign()).float().mean(dim=1)  # (T,) crossings/sample
-                strings.append(collapse((rate * 200).long().clamp(max=15).tolist()))
-            return strings
+        def tokenize(self, waves):  # waveforms (N,) at the model's rate -> token strings
+            frames = [w[: len(w) // 320 * 320].reshape(-1, 320) for w in waves]  # (T, 320) each
+            rates = [(f[:, 1:].sign() != f[:, :-1].sign()).float().mean(dim=1) for f in frames]  # (T,)
+            return [collapse((r * 200).long().clamp(max=15)) for r in rates]
 
     result = evaluate(model, test_items, train_items, EvalConfig(methods=("wav2tok", "zcr-tokens")))
 

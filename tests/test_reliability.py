@@ -60,9 +60,9 @@ def test_load_clips_records_missing_and_corrupt_files_and_keeps_the_rest(tmp_pat
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
     missing = tmp_path / "missing.wav"
-    waves, kept, failures = load_clips([missing, good, corrupt], 16000)
+    kept, waves, failures = load_clips([missing, good, corrupt], lambda path: load_audio(path, 16000))
     assert kept == [good] and len(waves) == 1 and torch.equal(waves[0], load_audio(good, 16000))
-    assert [f.path for f in failures] == [missing, corrupt]
+    assert [f.path for f in failures] == [str(missing), str(corrupt)]
     assert "missing.wav: file does not exist" in failures[0].reason and "cannot be decoded" in failures[1].reason
     assert failures[1].to_dict() == {"path": str(corrupt), "reason": failures[1].reason}
     assert json.loads(json.dumps([f.to_dict() for f in failures]))[0]["path"] == str(missing)

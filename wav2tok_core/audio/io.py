@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -17,6 +17,7 @@ from ..errors import AudioError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 SILENCE_PEAK = 1e-5  # a clip whose peak is below this (-100 dBFS) carries nothing to tokenize
+S = TypeVar("S")  # a clip source: a path, a manifest item, a (name, array) pair ...
 MAX_PEAK = 1e6  # no audio goes beyond this: files decode to [-1, 1]; arrays of int16-scale values (+-32768) pass
 
 
@@ -75,32 +76,39 @@ def load_audio(path: str | os.PathLike, sr: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Failure:
-    """A file that could not be used, and why (the message of the error that refused it, naming the file)."""
+    """A clip that could not be used, and why (the message of the error that refused it, naming the clip)."""
 
-    path: Path
+    path: str  # the file, or the name of an in-memory clip
     reason: str
 
     def to_dict(self) -> dict[str, str]:
         """``{"path", "reason"}``, the record reports and JSON results hold."""
-        return {"path": str(self.path), "reason": self.reason}
+        return {"path": self.path, "reason": self.reason}
 
 
-def load_clips(paths: Sequence[str | os.PathLike], sr: int,
-               progress: bool = False) -> tuple[list[torch.Tensor], list[Path], list[Failure]]:
-    """Read every file of ``paths`` at ``sr`` Hz; a file that cannot be used is recorded, not raised.
-
-    Returns:
-        waves: one ``(N,)`` float32 waveform per readable file; kept: their paths (same order as
-        ``waves``, input order); failures: the other files, in input order, with the reason.
-    """
-    waves, kept, failures = [], [], []
-    for path in tqdm(list(paths), desc="loading audio", disable=not progress, leave=False):
+def iter_clips(sources: Iterable[S], load: Callable[[S], torch.Tensor], where: Callable[[S], str] = str,
+               progress: bool = False) -> Iterator[tuple[S, torch.Tensor | Failure]]:
+    """Load every source with ``load``; yields ``(source, waveform (N,))``, or ``(source, Failure)`` when
+    ``load`` refuses it with an :class:`AudioError` (``where(source)`` names it in the record)."""
+    for source in tqdm(sources, desc="loading audio", disable=not progress, leave=False):
         try:
-            waves.append(load_audio(path, sr))
-            kept.append(Path(path))
+            yield source, load(source)
         except AudioError as err:
-            failures.append(Failure(Path(path), str(err)))
-    return waves, kept, failures
+            yield source, Failure(where(source), str(err))
+
+
+def load_clips(sources: Iterable[S], load: Callable[[S], torch.Tensor], where: Callable[[S], str] = str,
+               progress: bool = False) -> tuple[list[S], list[torch.Tensor], list[Failure]]:
+    """:func:`iter_clips` collected: the sources that loaded, their waveforms ``(N_i,)``, and the failures
+    (each list in input order)."""
+    kept, waves, failures = [], [], []
+    for source, result in iter_clips(sources, load, where, progress):
+        if isinstance(result, Failure):
+            failures.append(result)
+        else:
+            kept.append(source)
+            waves.append(result)
+    return kept, waves, failures
 
 
 def to_wave(audio: torch.Tensor | np.ndarray | Sequence[float], name: str) -> torch.Tensor:

@@ -11,8 +11,7 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from ..audio.io import load_audio
-from ..errors import AudioError
+from ..audio.io import load_audio, load_clips
 from .manifest import ManifestItem
 
 
@@ -72,18 +71,13 @@ def make_spotting_set(
         raise ValueError("n_recordings and per_recording must be >= 1")
     if not 0 <= gap_s[0] <= gap_s[1]:
         raise ValueError(f"gap_s must be (low, high) with 0 <= low <= high, got {gap_s}")
-    skipped: list[dict[str, str]] = []
+    skipped = [{"path": str(it.path), "reason": f"{it.path}: has no label"} for it in items if it.label is None]
+    kept, waves, failures = load_clips([it for it in items if it.label is not None],
+                                       lambda item: load_audio(item.path, sr), lambda item: str(item.path))
+    skipped += [f.to_dict() for f in failures]
     by_label: dict[str, list[tuple[ManifestItem, np.ndarray]]] = {}
-    for item in items:
-        if item.label is None:
-            skipped.append({"path": str(item.path), "reason": f"{item.path}: has no label"})
-            continue
-        try:
-            wave = load_audio(item.path, sr).numpy()
-        except AudioError as err:
-            skipped.append({"path": str(item.path), "reason": str(err)})
-            continue
-        by_label.setdefault(item.label, []).append((item, wave))
+    for item, wave in zip(kept, waves):
+        by_label.setdefault(item.label, []).append((item, wave.numpy()))
     labels = sorted(by_label)
     if len(labels) < per_recording:
         raise ValueError(f"{per_recording} clips of distinct labels per recording, but only {len(labels)} usable "

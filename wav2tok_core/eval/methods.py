@@ -28,9 +28,10 @@ import torch
 
 from ..audio.config import FeatureConfig
 from ..audio.features import FeatureExtractor
-from ..audio.io import pad_batch
+from ..audio.io import length_batches, pad_batch
 from ..errors import EvalError
 from ..model.codebook import fit_model_codebook
+from ..model.inference import MAX_BATCH_SECONDS
 from ..model.wav2tok import Wav2Tok
 from ..search.index import edit_similarity_matrix
 from .baselines import KMeansTokenizer, dtw_score_matrix
@@ -71,7 +72,8 @@ def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
 # ------------------------------------------------------------------------------------------------ building blocks
 
 class Featurizer:
-    """Waveforms at ``config.sr`` -> per-clip frame features ``(T_i, F)`` float32, on length-sorted padded batches."""
+    """Waveforms at ``config.sr`` -> per-clip frame features ``(T_i, F)`` float32, on length-sorted padded batches
+    (at most ``batch_size`` clips and ``MAX_BATCH_SECONDS`` of padded audio each, as in model inference)."""
 
     def __init__(self, config: FeatureConfig, batch_size: int = 32) -> None:
         self.extractor = FeatureExtractor(config)
@@ -84,10 +86,9 @@ class Featurizer:
 
     def __call__(self, waves: Sequence[torch.Tensor]) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.zeros(0)] * len(waves)
-        order = sorted(range(len(waves)), key=lambda i: waves[i].numel())
+        budget = MAX_BATCH_SECONDS * self.extractor.config.sr
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
+            for idx in length_batches([w.numel() for w in waves], self.batch_size, budget):
                 feats, frames = self.extractor(*pad_batch([waves[i].cpu() for i in idx]))  # (B, T, F), (B,)
                 for i, x, t in zip(idx, feats.numpy(), frames.tolist()):
                     out[i] = np.ascontiguousarray(x[:t], dtype=np.float32)

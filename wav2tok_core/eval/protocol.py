@@ -26,8 +26,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..audio.io import load_clips
 from ..data.manifest import ManifestItem, read_manifest
-from ..errors import AudioError, EvalError, ManifestError
+from ..errors import EvalError, ManifestError
 from ..model.wav2tok import Wav2Tok, load_model
 from .conditions import EvalClip, transform_queries
 from .config import EvalConfig
@@ -58,13 +59,9 @@ def load_split_items(manifest: str | os.PathLike, test_split: str,
 
 def load_eval_clips(model: Wav2Tok, items: Sequence[ManifestItem], skipped: list[dict[str, str]]) -> list[EvalClip]:
     """Read ``items`` at the model's rate; unreadable or sub-frame clips are appended to ``skipped``."""
-    clips = []
-    for item in items:
-        try:
-            clips.append(EvalClip(item, model.load_clips([item.path])[0]))
-        except AudioError as err:
-            skipped.append({"path": str(item.path), "reason": str(err)})
-    return clips
+    kept, waves, failures = load_clips(items, lambda item: model.load_clips([item.path])[0], lambda item: str(item.path))
+    skipped.extend(f.to_dict() for f in failures)
+    return [EvalClip(item, wave) for item, wave in zip(kept, waves)]
 
 
 def protocol_sides(clips: Sequence[EvalClip], protocol: str,

@@ -10,8 +10,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from ..audio.io import load_clips
 from ..data.spotting import TrueSpan
-from ..errors import AudioError, EvalError
+from ..errors import EvalError
 from ..model.inference import Audio
 from ..model.tokens import token_spans
 from ..model.wav2tok import Wav2Tok
@@ -29,14 +30,12 @@ DEFAULT_THRESHOLDS = tuple(np.round(np.linspace(0.0, 1.0, 21), 2).tolist())
 def _load_named(model: Wav2Tok, audio: Mapping[str, Audio], sr: int | None,
                 skipped: list[dict[str, str]]) -> dict[str, torch.Tensor]:
     """id -> waveform at the model's rate; failures go to ``skipped`` (by path, or by id for arrays)."""
-    out = {}
-    for name, source in audio.items():
-        try:
-            out[name] = model.load_clips(source, sr)[0]
-        except AudioError as err:
-            where = str(source) if isinstance(source, (str, os.PathLike)) else name
-            skipped.append({"path": where, "reason": f"{name}: {err}"})
-    return out
+    def where(named: tuple[str, Audio]) -> str:
+        return str(named[1]) if isinstance(named[1], (str, os.PathLike)) else named[0]
+
+    kept, waves, failures = load_clips(list(audio.items()), lambda named: model.load_clips(named[1], sr)[0], where)
+    skipped.extend(f.to_dict() for f in failures)
+    return {name: wave for (name, _), wave in zip(kept, waves)}
 
 
 def _spot_wav2tok(model: Wav2Tok, queries: dict[str, torch.Tensor], recordings: dict[str, torch.Tensor],

@@ -10,7 +10,8 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import AudioError, ConfigError
+from ..audio.io import Failure, iter_clips
+from ..errors import ConfigError
 from ..model.wav2tok import Wav2Tok
 
 
@@ -32,14 +33,14 @@ def tokenize_files(model: Wav2Tok, paths: Sequence[Path], batch_size: int = 32, 
     kept: list[Path] = []
     held = 0  # samples decoded and not yet tokenized
     bar = tqdm(total=len(paths), desc="tokenizing", disable=not progress, leave=False)
-    for i, path in enumerate(paths):
+    for i, (path, result) in enumerate(iter_clips(paths, lambda p: model.load_clips([p])[0])):
         bar.update(1)
-        try:
-            clips += model.load_clips([path])
+        if isinstance(result, Failure):
+            failed.append(result.to_dict())
+        else:
+            clips.append(result)
             kept.append(path)
-            held += clips[-1].numel()
-        except AudioError as err:
-            failed.append({"path": str(path), "reason": str(err)})
+            held += result.numel()
         if clips and (len(clips) == chunk or held >= chunk_s * model.config.features.sr or i == len(paths) - 1):
             tokens.update(zip(kept, model.tokenize(clips, batch_size=batch_size)))
             clips, kept, held = [], [], 0

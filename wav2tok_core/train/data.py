@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..audio.augment import AugmentConfig, augment, stretch_to_length
-from ..audio.io import Failure, load_clips, pad_batch
+from ..audio.io import Failure, load_audio, load_clips, pad_batch
 from ..data.manifest import ManifestItem, group_by_label, require_labels
 from ..errors import ConfigError, DataFormatError
 
@@ -61,8 +61,9 @@ class ClipStore:
     @classmethod
     def load(cls, paths: Sequence[Path], sr: int, progress: bool = False) -> "ClipStore":
         """Decode ``paths`` at ``sr``, each file once; unreadable files are skipped and recorded with the reason."""
-        waves, kept, failed = load_clips(list(dict.fromkeys(paths)), sr, progress)
-        return cls(kept, waves, failed)
+        kept, waves, failed = load_clips(list(dict.fromkeys(paths)), lambda path: load_audio(path, sr),
+                                         progress=progress)
+        return cls([Path(p) for p in kept], waves, failed)
 
     def index(self) -> dict[Path, int]:
         return {p: i for i, p in enumerate(self.paths)}
