@@ -8,6 +8,7 @@ import nbformat
 import papermill as pm
 import pytest
 
+from wav2tok_core.errors import NotebookError
 from wav2tok_core.workbench.pipeline import NOTEBOOKS, run_pipeline
 from wav2tok_core.workbench.runs import asset
 
@@ -37,7 +38,7 @@ def read(run: Path, stage: str) -> dict:
 
 def test_all_notebooks_run_headlessly_and_record_results(tmp_path) -> None:
     run = tmp_path / "run"
-    timings = run_pipeline(CI_PARAMS, run)
+    timings = run_pipeline(CI_PARAMS, run, cell_timeout=900)  # a hung cell fails the test instead of CI
     assert list(timings) == list(NOTEBOOKS)
     assert {p.name for p in (run / "notebooks").glob("*.ipynb")} == {f"{n}.ipynb" for n in NOTEBOOKS}
 
@@ -59,7 +60,39 @@ def test_all_notebooks_run_headlessly_and_record_results(tmp_path) -> None:
         assert 0.0 < evaluation["summary"][method]["mrr"]["vanilla"] <= 1.0
     assert (run / "04_eval" / "results.md").is_file()
 
+    executed = nbformat.read(run / "notebooks" / "05_token_inspector.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert any("interactive inspector is built only" in o.get("text", "") for o in outputs)  # headless: no widget
+
     inspector = read(run, "05_inspector")
     assert inspector["tokens"] and len(inspector["neighbours"]) == 3
     for png in ("01_data/durations.png", "02_train/training_curves.png", "05_inspector/inspector_static.png"):
         assert (run / png).stat().st_size > 10_000, png
+
+
+def fake_notebook_dir(tmp_path: Path, body: str) -> Path:
+    """A notebook folder whose 01_data_split is a parameters cell and then ``body``."""
+    book = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('run_dir: str = "runs/x"  # where results go')
+    params.metadata["tags"] = ["parameters"]
+    book.cells = [params, nbformat.v4.new_code_cell(body)]
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nbformat.write(book, folder / "01_data_split.ipynb")
+    return folder
+
+
+def test_a_cell_that_outlives_the_timeout_stops_the_run_naming_notebook_and_cell(tmp_path) -> None:
+    folder = fake_notebook_dir(tmp_path, "import time\ntime.sleep(600)")
+    with pytest.raises(NotebookError, match=r"notebook 01_data_split: cell \d+ \('import time'\) did not finish "
+                                            r"within 3 s"):
+        run_pipeline(None, tmp_path / "run", only=["01_data_split"], notebook_dir=folder, cell_timeout=3)
+
+
+def test_a_failing_cell_stops_the_run_in_one_line(tmp_path) -> None:
+    folder = fake_notebook_dir(tmp_path, "raise ValueError('boom')")
+    with pytest.raises(NotebookError, match=r"notebook 01_data_split failed in cell \d+ .*ValueError: boom") as err:
+        run_pipeline(None, tmp_path / "run", only=["01_data_split"], notebook_dir=folder)
+    assert "\n" not in str(err.value) and (tmp_path / "run" / "notebooks" / "01_data_split.ipynb").is_file()

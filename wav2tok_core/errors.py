@@ -67,3 +67,7 @@ class ShardError(Wav2TokError):
 
 class EvalError(Wav2TokError):
     """The data cannot be evaluated as asked (e.g. no queries under the protocol, no train clips for a baseline)."""
+
+
+class NotebookError(Wav2TokError):
+    """A notebook of the pipeline failed or timed out; the message names the notebook, the cell and the copy."""

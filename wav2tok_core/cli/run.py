@@ -5,14 +5,14 @@ import argparse
 import json
 
 from ..workbench import pipeline
-from ..workbench.pipeline import NOTEBOOKS, run_pipeline
+from ..workbench.pipeline import CELL_TIMEOUT_S, NOTEBOOKS, run_pipeline
 from ..workbench.runs import asset, resolve
 from .common import add_command
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     params = args.params if resolve(args.params).is_file() else asset(args.params)
-    timings = run_pipeline(params, args.run_dir, args.only)
+    timings = run_pipeline(params, args.run_dir, args.only, cell_timeout=args.cell_timeout)
     print(json.dumps(timings))
     print(f"results in {args.run_dir}: notebooks/ (executed), figures and results JSON per notebook")
     return 0
@@ -26,3 +26,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="YAML parameters file (a relative path: under the workbench's home, else the installed copy)")
     p.add_argument("--run_dir", default="runs/default", help="where executed notebooks and results go")
     p.add_argument("--only", nargs="+", choices=NOTEBOOKS, default=list(NOTEBOOKS), help="run just these notebooks")
+    p.add_argument("--cell_timeout", type=float, default=CELL_TIMEOUT_S,
+                   help="seconds a notebook cell may run before the run stops as hung (default %(default)g)")
