@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wav2tok_core.eval.baselines import (KMeansTokenizer, dtw_distance, dtw_score_matrix, subsequence_dtw,
+from wav2tok_core.eval.baselines import (KMeansTokenizer, dtw_distance, dtw_partners, dtw_score_matrix, subsequence_dtw,
                                          subsequence_dtw_matrix, vq_score_matrix)
 from wav2tok_core.model.tokens import collapse
 
@@ -148,3 +148,49 @@ def test_kmeans_tokenizer_needs_fitting_and_enough_frames() -> None:
         KMeansTokenizer(num_tokens=2).tokenize([np.zeros((3, 2))])
     with pytest.raises(ValueError):
         KMeansTokenizer(num_tokens=10).fit([np.zeros((3, 2))])
+
+
+def brute_force_partners(a: np.ndarray, b: np.ndarray) -> tuple[list[int], list[int]]:
+    """Enumerate every monotone path of (1,1)/(1,0)/(0,1) steps; the cheapest path's middle partners."""
+    import itertools
+    m, n = len(a), len(b)
+    cost = np.linalg.norm(a[:, None] - b[None], axis=-1)
+    best, best_path = np.inf, None
+    for moves in itertools.product(range(3), repeat=m + n - 2):
+        i = j = 0
+        path = [(0, 0)]
+        for step in moves:
+            i, j = (i + 1, j + 1) if step == 0 else (i + 1, j) if step == 1 else (i, j + 1)
+            if i >= m or j >= n:
+                break
+            path.append((i, j))
+            if (i, j) == (m - 1, n - 1):
+                break
+        if path[-1] != (m - 1, n - 1):
+            continue
+        total = sum(cost[p] for p in path)
+        if total < best - 1e-12:
+            best, best_path = total, path
+    a_to_b = [int(np.floor(np.mean([q for p, q in best_path if p == i]) + 0.5)) for i in range(m)]
+    b_to_a = [int(np.floor(np.mean([p for p, q in best_path if q == j]) + 0.5)) for j in range(n)]
+    return a_to_b, b_to_a
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(0, 10_000))
+def test_dtw_partners_follow_the_cheapest_path(m: int, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=(m, 2)), rng.normal(size=(n, 2))
+    a_to_b, b_to_a = dtw_partners([a], [b])
+    expected = brute_force_partners(a, b)  # random real costs: no two paths cost the same
+    assert (list(a_to_b[0]), list(b_to_a[0])) == expected
+
+
+def test_dtw_partners_recover_a_known_time_warp() -> None:
+    rng = np.random.default_rng(0)
+    a = np.cumsum(rng.normal(size=(30, 3)), axis=0)  # a smooth random walk
+    b = np.repeat(a, 2, axis=0)  # every frame twice: b[2i] and b[2i + 1] match a[i]
+    a_to_b, b_to_a = dtw_partners([a, b], [b, a])
+    assert np.array_equal(b_to_a[0], np.arange(60) // 2)
+    assert np.all(np.abs(a_to_b[0] - (2 * np.arange(30) + 0.5)) <= 0.5)
+    assert np.array_equal(a_to_b[1], np.arange(60) // 2)  # the second pair is the first reversed

@@ -226,7 +226,7 @@ def test_reference_bin_structure_and_trainer_loading(class_folder: Path, tmp_pat
     dataset = PairDataset(train_items, store, DataConfig(is_dict=True), sr=SR, seed=0)
     assert len(dataset) == len(by_split["train"])
     item = dataset[0]
-    assert set(item) == {"anchor", "positive"} and item["anchor"].ndim == 1
+    assert set(item) == {"anchor", "positive", "copy", "label"} and item["anchor"].ndim == 1
     lists = write_split_outputs(items, tmp_path / "out2", "mine", reference_test="test")
     train_list, test_list = read_reference_bin(lists.reference_bin)
     assert isinstance(train_list, list) and set(test_list) == by_split["test"]

@@ -107,6 +107,67 @@ def _dtw_all_pairs(
     return distance, start, end
 
 
+@njit(cache=False)
+def _dtw_partners(a: np.ndarray, b: np.ndarray, cosine: bool, a_to_b: np.ndarray, b_to_a: np.ndarray) -> None:
+    """Align a (m, F) with b (n, F) by DTW (steps (1, 1), (1, 0), (0, 1)) and write, for every frame of each
+    side, the middle frame of the other side it is matched to on the optimal path."""
+    m, n = a.shape[0], b.shape[0]
+    acc = np.full((m + 1, n + 1), np.inf)
+    acc[0, 0] = 0.0
+    for i in range(1, m + 1):
+        for j in range(1, n + 1):
+            acc[i, j] = _local_cost(a, b, i - 1, j - 1, cosine) + min(acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1])
+    sum_b, count_b = np.zeros(m), np.zeros(m)
+    sum_a, count_a = np.zeros(n), np.zeros(n)
+    i, j = m, n
+    while i > 0 and j > 0:
+        sum_b[i - 1] += j - 1
+        count_b[i - 1] += 1
+        sum_a[j - 1] += i - 1
+        count_a[j - 1] += 1
+        diagonal, up, left = acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]
+        if diagonal <= up and diagonal <= left:  # prefer the diagonal on ties
+            i, j = i - 1, j - 1
+        elif up <= left:
+            i -= 1
+        else:
+            j -= 1
+    for i in range(m):
+        a_to_b[i] = int(np.floor(sum_b[i] / count_b[i] + 0.5))
+    for j in range(n):
+        b_to_a[j] = int(np.floor(sum_a[j] / count_a[j] + 0.5))
+
+
+@njit(parallel=True, cache=False)
+def _dtw_partners_batch(a_flat: np.ndarray, a_offsets: np.ndarray, b_flat: np.ndarray, b_offsets: np.ndarray,
+                        cosine: bool) -> tuple[np.ndarray, np.ndarray]:
+    a_to_b = np.empty(a_offsets[-1], dtype=np.int64)
+    b_to_a = np.empty(b_offsets[-1], dtype=np.int64)
+    for k in prange(a_offsets.size - 1):
+        _dtw_partners(a_flat[a_offsets[k]:a_offsets[k + 1]], b_flat[b_offsets[k]:b_offsets[k + 1]], cosine,
+                      a_to_b[a_offsets[k]:a_offsets[k + 1]], b_to_a[b_offsets[k]:b_offsets[k + 1]])
+    return a_to_b, b_to_a
+
+
+def dtw_partners(a: Sequence[np.ndarray], b: Sequence[np.ndarray],
+                 metric: str = "euclidean") -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Frame alignment of the pairs ``(a[k] (m_k, F), b[k] (n_k, F))`` by DTW, all pairs in parallel.
+
+    Returns:
+        ``(a_to_b, b_to_a)``: for pair k, ``a_to_b[k]`` ``(m_k,)`` holds for every frame of ``a[k]`` the frame of
+        ``b[k]`` it is aligned with (the middle one when the path matches it to several), and ``b_to_a[k]``
+        ``(n_k,)`` the converse.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"dtw_partners needs pairs: {len(a)} and {len(b)} sequences")
+    a_flat, a_offsets = _stack(a, metric)
+    b_flat, b_offsets = _stack(b, metric, dim=a_flat.shape[1] if len(a) else None)
+    if not len(a):
+        return [], []
+    a_to_b, b_to_a = _dtw_partners_batch(a_flat, a_offsets, b_flat, b_offsets, metric == "cosine")
+    return np.split(a_to_b, a_offsets[1:-1]), np.split(b_to_a, b_offsets[1:-1])
+
+
 def _stack(features: Sequence[np.ndarray], metric: str, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate (T_i, F) sequences into float64 (sum T, F) plus (n + 1,) offsets; unit rows for cosine."""
     if metric not in METRICS:

@@ -1,6 +1,7 @@
 """Training data: clips in memory, paired-view sampling in every reference mode, batching.
 
-A training item is a dict of 1-D waveforms ``{"anchor", "positive"[, "negative"]}``; ``collate`` pads
+A training item is a dict of 1-D waveforms ``{"anchor", "positive"[, "negative"]}`` and two scalars (``copy``,
+``label``: how the positive relates to the anchor, for aligned-pair losses); ``collate`` pads
 each view into ``(waves (B, N), lengths (B,))``. All randomness of item ``i`` in epoch ``e`` comes from a
 generator seeded by (seed, e, i), so items are identical in any worker and after a resume.
 """
@@ -161,7 +162,10 @@ class PairDataset(Dataset):
         positive = anchor if partner == clip else self._crop(self.store.waves[partner], gen)
         if partner == clip or cfg.apply_augmentation:
             positive = augment(positive, cfg.augment, gen)
-        item = {"anchor": anchor, "positive": positive}
+        # "copy": the positive is a (time-stretched) copy of the anchor, so frames align by a linear time map;
+        # "label": the anchor's class (its own clip for list data), to keep same-class frames out of negatives.
+        item = {"anchor": anchor, "positive": positive, "copy": torch.tensor(partner == clip),
+                "label": torch.tensor(cls if self.by_class else len(self.groups) + clip)}
         if cfg.is_triplet:
             negative = self._crop(self.store.waves[self._negative_clip(cls, clip, gen)], gen)
             if not self.by_class or cfg.apply_augmentation:
@@ -174,9 +178,11 @@ class PairDataset(Dataset):
         return item
 
 
-def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """List of items -> ``{view: (waves (B, N), lengths (B,))}``."""
-    return {view: pad_batch([it[view] for it in items]) for view in items[0]}
+def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, tuple[torch.Tensor, torch.Tensor] | torch.Tensor]:
+    """List of items -> ``{view: (waves (B, N), lengths (B,))}`` for the waveform views, ``{key: (B,)}`` for the
+    per-item scalars (``copy``, ``label``)."""
+    return {key: pad_batch([it[key] for it in items]) if items[0][key].ndim else torch.stack([it[key] for it in items])
+            for key in items[0]}
 
 
 class EpochSampler(Sampler[int]):

@@ -19,8 +19,13 @@ from torch import nn
 
 from ..audio.features import frame_mask
 from ..config import require, to_dict
+from ..eval.baselines import dtw_partners
 from ..model.tokens import collapse_batch
 from ..model.wav2tok import Wav2Tok
+
+NEGATIVES = ("label-free", "other-labels")
+ALIGNMENTS = ("dtw", "diagonal")
+ALIGN_ON = ("features", "encoder")
 
 # Log-probability given to the CTC blank: impossible in practice (exp underflows to 0), yet finite, so
 # the loss and its gradients stay finite.
@@ -160,6 +165,40 @@ def diversity_loss(log_probs: torch.Tensor, mask: torch.Tensor, per_clip: bool =
     return 1.0 - entropy.mean() / math.log(log_probs.shape[-1])
 
 
+def aligned_contrastive(h_q: torch.Tensor, n_q: torch.Tensor, h_k: torch.Tensor, n_k: torch.Tensor,
+                        partner: torch.Tensor, labels: torch.Tensor, temp: float, label_free: bool = True) -> torch.Tensor:
+    """Frame-level InfoNCE between aligned views: every query frame must pick its aligned key frame.
+
+    Query frame ``(b, t)``'s positive is key frame ``(b, partner[b, t])``; its negatives are the key frames of
+    the batch's other clips (with ``label_free=False``, only of clips whose label differs from ``labels[b]``).
+    The other frames of its own key clip are neither. Mean cross-entropy over the real query frames.
+
+    Args:
+        h_q: ``(B, Tq, D)`` unit query frames, ``n_q`` ``(B,)`` real counts; h_k ``(B, Tk, D)``, n_k ``(B,)``;
+        partner: ``(B, Tq)`` key frame index of every query frame; labels: ``(B,)`` class ids.
+    """
+    b, tq = partner.shape
+    mask_q, mask_k = frame_mask(n_q, tq), frame_mask(n_k, h_k.shape[1])
+    q, k = h_q[mask_q], h_k[mask_k]  # (Nq, D), (Nk, D)
+    rows = torch.arange(b, device=h_q.device)
+    owner_q, owner_k = rows[:, None].expand_as(mask_q)[mask_q], rows[:, None].expand_as(mask_k)[mask_k]  # (Nq,), (Nk,)
+    target = (torch.cumsum(n_k, 0) - n_k)[owner_q] + partner[mask_q]  # (Nq,) flat index of the aligned frame
+    excluded = owner_k[None, :] == owner_q[:, None]  # (Nq, Nk)
+    if not label_free:
+        excluded |= labels[owner_k][None, :] == labels[owner_q][:, None]
+    excluded[torch.arange(len(target), device=h_q.device), target] = False
+    logits = (q @ k.T / temp).masked_fill(excluded, float("-inf"))  # (Nq, Nk)
+    return F.cross_entropy(logits, target)
+
+
+def linear_partners(n_q: torch.Tensor, n_k: torch.Tensor, tq: int) -> torch.Tensor:
+    """The straight time map: query frame t of clip b -> key frame round(t (n_k - 1) / (n_q - 1)). ``(B, Tq)``,
+    exact for a time-stretched copy, the diagonal path otherwise."""
+    t = torch.arange(tq, device=n_q.device, dtype=torch.float64)[None, :]  # (1, Tq)
+    scale = (n_k - 1).double() / (n_q - 1).clamp(min=1).double()  # (B,)
+    return torch.minimum((t * scale[:, None]).round().long(), (n_k - 1)[:, None]).clamp(min=0)
+
+
 @dataclass
 class ObjectiveConfig:
     """The M-step's loss: L = L_m + alpha * L_ctc(X -> T~') + beta * L_ctc(X' -> T~) [+ triplet + diversity]."""
@@ -174,12 +213,32 @@ class ObjectiveConfig:
     targets: str = "teacher"  # who assigns tokens in the M-step: "teacher" (a frozen copy of the model
     #                           taken at each E-step, as in EM) or "online" (the model being trained, as in
     #                           the reference code); see README for the measured difference
+    stage1_epochs: int = 0  # stage I: train the frames with the aligned contrastive term alone (no codebook,
+    #                         no E-step) for this many epochs, then k-means and the EM stage (0: no stage I)
+    contrastive: float = 0.0  # weight of the aligned contrastive term in the EM stage (0: off)
+    contrastive_temp: float = 0.1  # temperature of the aligned contrastive term
+    negatives: str = "label-free"  # contrastive negatives: frames of every other clip of the batch
+    #                                ("label-free") or only of clips of other labels ("other-labels")
+    align: str = "dtw"  # frames of two different recordings pair up by "dtw" or by the "diagonal" path (a
+    #                     positive that is a stretched copy of the anchor always uses its exact time map)
+    align_on: str = "features"  # what DTW compares: the input "features" or the current "encoder" frames
+
+    @property
+    def uses_alignment(self) -> bool:
+        """Whether batches need aligned frames (stage I or the contrastive term)."""
+        return self.stage1_epochs > 0 or self.contrastive > 0
 
     def __post_init__(self) -> None:
         require(self.alpha >= 0 and self.beta >= 0, "alpha/beta", "must be >= 0")
         require(self.triplet_margin >= 0, "triplet_margin", "must be >= 0")
         require(self.diversity >= 0, "diversity", "must be >= 0")
         require(self.targets in ("teacher", "online"), "targets", f"{self.targets!r} is not 'teacher' or 'online'")
+        require(self.stage1_epochs >= 0, "stage1_epochs", "must be >= 0")
+        require(self.contrastive >= 0, "contrastive", "must be >= 0")
+        require(math.isfinite(self.contrastive_temp) and self.contrastive_temp > 0, "contrastive_temp", "must be > 0")
+        require(self.negatives in NEGATIVES, "negatives", f"{self.negatives!r} is not one of {NEGATIVES}")
+        require(self.align in ALIGNMENTS, "align", f"{self.align!r} is not one of {ALIGNMENTS}")
+        require(self.align_on in ALIGN_ON, "align_on", f"{self.align_on!r} is not one of {ALIGN_ON}")
 
 
 View = tuple[torch.Tensor, torch.Tensor]  # (waves (B, N), lengths (B,))
@@ -209,6 +268,7 @@ class Wav2TokObjective(nn.Module):
             # Encoder and projection as they were at the last E-step: they assign the M-step's tokens.
             self.teacher = nn.ModuleDict({"encoder": copy.deepcopy(model.encoder), "proj": copy.deepcopy(model.proj)})
             self.teacher.requires_grad_(False).eval()  # never trained, never uses dropout
+        self.stage = 2 if config.stage1_epochs == 0 else 1  # set by the Stages callback as training goes
 
     def train(self, mode: bool = True) -> "Wav2TokObjective":
         super().train(mode)
@@ -246,6 +306,9 @@ class Wav2TokObjective(nn.Module):
         f_a, n_a = model.features(*batch["anchor"])  # (B, Ta, F), computed once for student and teacher
         f_p, n_p = model.features(*batch["positive"])
         h_a, h_p = model.encode_features(f_a, n_a), model.encode_features(f_p, n_p)  # (B, T, D)
+        if self.stage == 1:
+            contrastive = self.contrastive(batch, (f_a, n_a, h_a), (f_p, n_p, h_p))
+            return {"loss/total": contrastive, "loss/contrastive": contrastive}
         lp_a = model.logits(h_a).log_softmax(dim=-1)  # (B, Ta, K)
         lp_p = model.logits(h_p).log_softmax(dim=-1)  # (B, Tp, K)
         tok_a, tok_p = self.assign(f_a, n_a, h_a), self.assign(f_p, n_p, h_p)  # (B, T)
@@ -269,9 +332,46 @@ class Wav2TokObjective(nn.Module):
             nll_na, ok_na = ctc_likelihood(model.logits(h_n).log_softmax(dim=-1), n_n, str_a, len_a)
             out["loss/triplet"] = triplet_loss(nll_yx, nll_na, len_a, ok_yx & ok_na, cfg.triplet_margin)
             total = total + out["loss/triplet"]
+        if cfg.contrastive > 0:
+            out["loss/contrastive"] = self.contrastive(batch, (f_a, n_a, h_a), (f_p, n_p, h_p))
+            total = total + cfg.contrastive * out["loss/contrastive"]
         out["loss/total"] = total
         out["stats/compression"] = (len_a.float() / n_a.float()).mean().detach()
         return out
+
+    @torch.no_grad()
+    def align(self, anchor: tuple[torch.Tensor, ...], positive: tuple[torch.Tensor, ...],
+              copy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Partner frames of the two views: ``(a_to_p (B, Ta), p_to_a (B, Tp))`` frame indices.
+
+        ``anchor`` and ``positive`` are ``(features (B, T, F), frame counts (B,), unit frames (B, T, D))``.
+        Pairs whose positive is a stretched ``copy`` ``(B,)`` of the anchor take the exact (linear) time map;
+        the others the diagonal path or DTW over the input features or the encoder frames (``align``, ``align_on``).
+        """
+        (f_a, n_a, h_a), (f_p, n_p, h_p) = anchor, positive
+        a_to_p, p_to_a = linear_partners(n_a, n_p, f_a.shape[1]), linear_partners(n_p, n_a, f_p.shape[1])
+        warped = [b for b in range(len(copy)) if not bool(copy[b])] if self.config.align == "dtw" else []
+        if warped:
+            on_features = self.config.align_on == "features"
+            x_a, x_p = (f_a, f_p) if on_features else (h_a, h_p)
+            seq_a = [x_a[b, : n_a[b]].detach().cpu().double().numpy() for b in warped]
+            seq_p = [x_p[b, : n_p[b]].detach().cpu().double().numpy() for b in warped]
+            to_p, to_a = dtw_partners(seq_a, seq_p, "euclidean" if on_features else "cosine")
+            for b, ap, pa in zip(warped, to_p, to_a):
+                a_to_p[b, : len(ap)] = torch.from_numpy(ap).to(a_to_p)
+                p_to_a[b, : len(pa)] = torch.from_numpy(pa).to(p_to_a)
+        return a_to_p, p_to_a
+
+    def contrastive(self, batch: dict[str, Any], anchor: tuple[torch.Tensor, ...],
+                    positive: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The aligned contrastive term in both directions (anchor -> positive and back), averaged."""
+        cfg = self.config
+        a_to_p, p_to_a = self.align(anchor, positive, batch["copy"])
+        (_, n_a, h_a), (_, n_p, h_p) = anchor, positive
+        label_free = cfg.negatives == "label-free"
+        forward = aligned_contrastive(h_a, n_a, h_p, n_p, a_to_p, batch["label"], cfg.contrastive_temp, label_free)
+        backward = aligned_contrastive(h_p, n_p, h_a, n_a, p_to_a, batch["label"], cfg.contrastive_temp, label_free)
+        return (forward + backward) / 2
 
     def training_state(self) -> dict[str, Any]:
         """What training needs beyond the model: the config and the teacher's and similarity's tensors."""

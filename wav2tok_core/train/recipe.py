@@ -26,10 +26,10 @@ from ..errors import ConfigError
 from ..model.config import ModelConfig
 from ..model.wav2tok import Wav2Tok
 from ..runtime import seed_everything, write_json
-from .callbacks import EStep
+from .callbacks import EStep, Stages
 from .data import DataConfig
 from .loading import TrainingData, debug_subset, read_training_items
-from .objective import ObjectiveConfig, Wav2TokObjective
+from .objective import ALIGN_ON, ALIGNMENTS, NEGATIVES, ObjectiveConfig, Wav2TokObjective
 from .trainer import TrainConfig, Trainer
 from .validation import make_validator
 
@@ -43,6 +43,9 @@ FLAGS: dict[str, tuple[str, str]] = {
     "use_cosine": ("objective", "use_cosine"), "alpha": ("objective", "alpha"), "beta": ("objective", "beta"),
     "triplet_margin": ("objective", "triplet_margin"), "diversity": ("objective", "diversity"),
     "diversity_per_clip": ("objective", "diversity_per_clip"), "targets": ("objective", "targets"),
+    "stage1_epochs": ("objective", "stage1_epochs"), "contrastive": ("objective", "contrastive"),
+    "contrastive_temp": ("objective", "contrastive_temp"), "negatives": ("objective", "negatives"),
+    "align": ("objective", "align"), "align_on": ("objective", "align_on"),
     "input_dim": ("run", "input_dim"),
     # features
     "sr": ("features", "sr"), "features": ("features", "kind"), "n_fft": ("features", "n_fft"),
@@ -111,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     flag("features", choices=list(FEATURE_KINDS), help="frame features (default mfcc; pitch for melodies)")
     flag("pitch_repr", choices=list(PITCH_REPRS), help="pitch features: octave-invariant chroma (default) or contour")
     flag("targets", choices=["teacher", "online"], help="M-step tokens from the E-step's frozen model or the live one")
+    flag("stage1_epochs", type=int, help="epochs of stage I (aligned contrastive frames only, no codebook) before EM")
+    flag("contrastive", type=float, help="weight of the aligned frame contrastive term in the EM stage (0: off)")
+    flag("contrastive_temp", type=float, help="temperature of the aligned frame contrastive term")
+    flag("negatives", choices=list(NEGATIVES), help="contrastive negatives: every other clip's frames, or other labels'")
+    flag("align", choices=list(ALIGNMENTS), help="pairing frames of two recordings: DTW or the diagonal path")
+    flag("align_on", choices=list(ALIGN_ON), help="what DTW compares: input features or current encoder frames")
     for name in ("device", "name", "save_dir", "load_dir"):
         flag(name)
     for name in ("use_cosine", "diversity_per_clip", "is_dict", "is_triplet", "is_single", "is_pairwise", "apply_augmentation",
@@ -196,9 +205,11 @@ def build_trainer(spec: RunSpec, data: TrainingData, callbacks: Sequence = ()) -
     evaluate = None
     if data.validates:
         evaluate = make_validator(data.val_clips, data.val_labels, spec.data.augment, seed=spec.train.seed)
-    estep = EStep(data.train_clips, spec.train.iter_clust, spec.train.cluster_split, seed=spec.train.seed)
+    estep = EStep(data.train_clips, spec.train.iter_clust, spec.train.cluster_split, seed=spec.train.seed,
+                  start_epoch=spec.objective.stage1_epochs)
+    stages = [Stages(spec.objective.stage1_epochs)] if spec.objective.stage1_epochs else []
     objective = Wav2TokObjective(Wav2Tok(spec.model), spec.objective)
-    trainer = Trainer(objective, data.pairs, spec.train, evaluate=evaluate, callbacks=[estep, *callbacks])
+    trainer = Trainer(objective, data.pairs, spec.train, evaluate=evaluate, callbacks=[*stages, estep, *callbacks])
     return trainer
 
 

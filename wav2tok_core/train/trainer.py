@@ -203,6 +203,10 @@ class Trainer:
         if config.epoch_start:
             self.epoch = config.epoch_start
 
+    def reset_early_stopping(self) -> None:
+        """Forget the best metric so far (a callback whose earlier epochs do not count calls this)."""
+        self.stopper = EarlyStopping(self.monitor[1], self.config.patience)
+
     # ----------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
         """Everything a resume needs; ``rng`` holds one state per process (index = rank)."""
@@ -285,7 +289,8 @@ class Trainer:
 
     def _train_step(self, batch: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float] | None:
         """One optimizer step; None when the loss was not finite (on any process) and the step skipped."""
-        batch = {k: (w.to(self.device), n.to(self.device)) for k, (w, n) in batch.items()}
+        batch = {k: tuple(t.to(self.device) for t in v) if isinstance(v, tuple) else v.to(self.device)
+                 for k, v in batch.items()}
         out = self.net(batch)
         loss = out["loss/total"]
         self.optimizer.zero_grad(set_to_none=True)
