@@ -1,7 +1,7 @@
 """The README's FSDD results: standard speaker-disjoint split, the documented recipe, cross-speaker evaluation.
 
     python benchmarks/fsdd_results.py --fsdd path/to/fsdd --out runs/fsdd [--seeds 0 1 2] [--threads 1]
-                                      [--split speakers|takes]
+                                      [--split speakers|takes|words]
 
 For each seed: train on jackson/nicolas/theo/lucas (early stopping on the carved validation split), then
 evaluate on george + yweweler, cross-speaker (a query never sees its own speaker's clips), with vanilla,
@@ -10,6 +10,8 @@ against DTW over the model's own frame vectors (``dtw-encoder``).
 Prints the markdown table per seed and the mean ± sample sd over seeds; writes JSON per seed and a summary.
 ``--split takes`` uses FSDD's own split instead (takes 0-4 of all six speakers are test, the other takes
 train): the test speakers are seen in training, and cross-speaker queries search the other five speakers.
+``--split words`` trains on digits 0-4 of the training speakers and tests on digits 5-9 of the test speakers:
+words never trained on.
 """
 from __future__ import annotations
 
@@ -55,7 +57,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--epochs", type=int, default=RECIPE["EPOCHS"])
     p.add_argument("--split", choices=sorted(SPLITTERS), default="speakers",
-                   help="speakers: test speakers unseen (the README's table); takes: FSDD's own split")
+                   help="speakers: test speakers unseen (the README's table); takes: FSDD's own split; words: "
+                        "test digits 5-9 never trained on")
     args = p.parse_args()
     configure(threads=args.threads)
     out = Path(args.out)

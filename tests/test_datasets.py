@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from wav2tok_core.cli import dataset as dataset_cli
 from wav2tok_core.data.folder import scan_folder
 from wav2tok_core.data.fsdd import (FSDD_COMMIT, MARKER, PART, download_fsdd, ensure_fsdd, is_complete, load_fsdd,
-                                    parse_name, standard_split, takes_split, urlopen_from)
+                                    parse_name, standard_split, takes_split, urlopen_from,
+                                    words_split)
 from wav2tok_core.data.manifest import ManifestItem, read_manifest
 from wav2tok_core.data.reference_bin import read_reference_bin, read_reference_items
 from wav2tok_core.data.splits import (allocate, explicit_speaker_split, speaker_split, stratified_split,
@@ -337,10 +338,28 @@ def test_fsdd_takes_split_is_fsdds_own() -> None:
         takes_split(items, val_fraction=1.0)
 
 
+def test_fsdd_words_split_tests_on_digits_never_trained_on() -> None:
+    items = [parse_name(Path(f"/fsdd/recordings/{d}_{s}_{t}.wav")) for d in range(10)
+             for s in ("jackson", "nicolas", "theo", "lucas", "george", "yweweler") for t in range(10)]
+    split = words_split(items, val_fraction=0.1, seed=0)
+    seen = {it.label for it in split if it.split in ("train", "val")}
+    assert seen == {"0", "1", "2", "3", "4"} and {it.label for it in split if it.split == "test"} == {"5", "6", "7", "8", "9"}
+    assert {it.speaker for it in split if it.split == "test"} == {"george", "yweweler"}
+    assert {it.speaker for it in split if it.split == "train"} == {"jackson", "nicolas", "theo", "lucas"}
+    assert len(split) == 300  # half the digits of each side: 4 x 5 x 10 train/val + 2 x 5 x 10 test
+
+
 def test_cli_fsdd_takes_split(fsdd_dir: Path, tmp_path: Path) -> None:
     assert run_cli("dataset", "fsdd", "--root", str(fsdd_dir), "--split", "takes", "--out", str(tmp_path)) == 0
     counts = Counter(it.split for it in read_manifest(tmp_path / "manifest.json"))
     assert counts == {"train": 2430, "val": 270, "test": 300}
+
+
+def test_cli_fsdd_words_split(fsdd_dir: Path, tmp_path: Path) -> None:
+    assert run_cli("dataset", "fsdd", "--root", str(fsdd_dir), "--split", "words", "--out", str(tmp_path)) == 0
+    items = read_manifest(tmp_path / "manifest.json")
+    assert Counter(it.split for it in items) == {"train": 900, "val": 100, "test": 500}
+    assert {it.label for it in items if it.split == "test"} == {"5", "6", "7", "8", "9"}
 
 
 # -------------------------------------------------------------------------------------- FSDD download, offline

@@ -56,6 +56,7 @@ TAKES = 50
 TRAIN_SPEAKERS = ("jackson", "nicolas", "theo", "lucas")
 TEST_SPEAKERS = ("george", "yweweler")
 TEST_TAKES = 5  # takes_split: takes 0-4 are FSDD's official test set
+TRAIN_WORDS, TEST_WORDS = DIGITS[:5], DIGITS[5:]  # words_split: train on 0-4, test on the unseen 5-9
 
 RECORDINGS = "recordings"
 MARKER = ".fsdd-complete.json"
@@ -155,7 +156,14 @@ def takes_split(items: Sequence[ManifestItem], val_fraction: float = 0.1, seed: 
     return [dataclasses.replace(it, split=split_of.get(Path(it.path), "test"), meta=dict(it.meta)) for it in items]
 
 
-SPLITTERS = {"speakers": standard_split, "takes": takes_split}  # name -> splitter(items, val_fraction, seed)
+def words_split(items: Sequence[ManifestItem], val_fraction: float = 0.1, seed: int = 0) -> list[ManifestItem]:
+    """Words never trained on: the speakers of :func:`standard_split`, training (and validation) on the digits
+    ``TRAIN_WORDS`` only, testing on the other digits only; the other clips are left out."""
+    keep = {"train": TRAIN_WORDS, "val": TRAIN_WORDS, "test": TEST_WORDS}
+    return [it for it in standard_split(items, val_fraction, seed) if it.label in keep[it.split]]
+
+
+SPLITTERS = {"speakers": standard_split, "takes": takes_split, "words": words_split}  # name -> splitter(items, ...)
 
 
 # ------------------------------------------------------------------------------------------------ download
