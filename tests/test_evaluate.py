@@ -370,3 +370,26 @@ def test_interpolated_precision_on_a_hand_case() -> None:
     curve = interpolated_precision(ranked)
     assert curve[0] == pytest.approx((1 + 0.5) / 2) and curve[5] == pytest.approx((1 + 0.5) / 2)
     assert curve[6] == pytest.approx((2 / 3 + 0.5) / 2) and curve[10] == pytest.approx((2 / 3 + 0.5) / 2)
+
+
+def test_token_consistency_measures_on_hand_made_tokens() -> None:
+    from wav2tok_core.eval.consistency import _measures
+
+    frames = [np.array([1, 1, 2, 3]), np.array([1, 2, 2, 3, 3]), np.array([4, 4, 5, 6])]
+    features = [np.array([[0.0], [0.0], [1.0], [2.0]]), np.array([[0.0], [1.0], [1.0], [2.0], [2.0]]),
+                np.array([[5.0], [6.0], [7.0], [8.0]])]
+    same = _measures([(0, 1)], frames, features)  # the same word: DTW pairs 1-1, 2-2, 3-3 and the strings agree
+    assert same == {"aligned_agreement": 1.0, "bigram_jaccard": 1.0, "edit_distance": 0.0}
+    other = _measures([(0, 2)], frames, features)  # nothing in common
+    assert other == {"aligned_agreement": 0.0, "bigram_jaccard": 0.0, "edit_distance": 1.0}
+
+
+def test_the_report_carries_the_cross_speaker_consistency(data) -> None:
+    config = EvalConfig(methods=("wav2tok",), conditions=("vanilla",), cross_speaker=True, consistency_pairs=20)
+    result = evaluate(data["model"], data["test"], data["train"], config)
+    consistency = result.to_dict()["consistency"]
+    assert 0 < consistency["n_pairs"] <= 20  # the test clips have two speakers
+    for kind in ("same_label", "different_label"):
+        assert set(consistency[kind]) == {"aligned_agreement", "bigram_jaccard", "edit_distance"}
+        assert all(0.0 <= v <= 1.0 for v in consistency[kind].values())
+    assert "Cross-speaker token consistency" in result.to_markdown()

@@ -25,6 +25,8 @@ class EvalConfig:
     max_queries: int | None = None  # evaluate an evenly spaced subset of this many queries (None: all)
     batch_size: int = 32  # clips per tokenizer / feature batch
     seed: int = 0  # k-means of the vq baselines; initialisation and E-step of the raw encoder
+    consistency_pairs: int = 1000  # cross-speaker token consistency of the model's tokens over this many
+    #                                same-label and as many different-label pairs (0: skip the diagnostic)
 
     def __post_init__(self) -> None:
         self.conditions, self.methods, self.ks = tuple(self.conditions), tuple(self.methods), tuple(self.ks)
@@ -44,6 +46,8 @@ class EvalConfig:
             raise ConfigError("max_queries: must be >= 1 (or None for all queries)")
         if self.batch_size < 1:
             raise ConfigError("batch_size: must be >= 1")
+        if self.consistency_pairs < 0:
+            raise ConfigError("consistency_pairs: must be >= 0")
 
     def parsed_conditions(self) -> list[Condition]:
         return [Condition.parse(name) for name in self.conditions]

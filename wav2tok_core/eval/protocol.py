@@ -32,6 +32,7 @@ from ..errors import EvalError, ManifestError
 from ..model.wav2tok import Wav2Tok, load_model
 from .conditions import EvalClip, transform_queries
 from .config import EvalConfig
+from .consistency import token_consistency
 from .methods import Method, build_methods, needs_train, timed
 from .metrics import interpolated_precision, ranking_metrics, relevant_in_rank_order
 from .report import CellResult, EvalResult, MethodCosts, fmt
@@ -169,7 +170,11 @@ def evaluate(
 
     frames_per_s = sum(1 + c.wave.numel() // hop for c in database) / tallies[names[0]].database_audio_s
     costs = {m.name: _costs(m, db_reps[m.name], tallies[m.name], frames_per_s) for m in methods}
-    return EvalResult(config, names, cells, costs, len(queries), len(database), skipped)
+    consistency = None
+    if config.consistency_pairs:
+        found = token_consistency(model, database, config.consistency_pairs, config.seed, config.batch_size)
+        consistency = found.to_dict() if found else None
+    return EvalResult(config, names, cells, costs, len(queries), len(database), skipped, consistency)
 
 
 def evaluate_manifest(

@@ -27,11 +27,12 @@ import numpy as np
 from ..runtime import atomic_write, write_json
 from .conditions import GROUPS
 from .config import EvalConfig
+from .consistency import MEASURES as CONSISTENCY_MEASURES
 from .metrics import PRCurve
 
 REFERENCE_METHOD = "dtw-mfcc"  # speed-ups are relative to this method's search time
 RESULT_FORMAT = "wav2tok-eval"
-RESULT_VERSION = 1
+RESULT_VERSION = 2  # 2: the consistency diagnostic
 
 
 def json_number(value: float | None) -> float | None:
@@ -107,6 +108,7 @@ class EvalResult:
     n_queries: int
     n_database: int
     skipped: list[dict[str, str]] = field(default_factory=list)  # [{"path", "reason"}]
+    consistency: dict[str, Any] | None = None  # the model's cross-speaker token consistency (eval.consistency)
 
     def cell(self, method: str, condition: str) -> CellResult:
         for c in self.cells:
@@ -140,7 +142,8 @@ class EvalResult:
         return {"format": RESULT_FORMAT, "version": RESULT_VERSION, "config": dataclasses.asdict(self.config),
                 "n_queries": self.n_queries, "n_database": self.n_database, "summary": summary,
                 "cells": [c.to_dict() for c in self.cells],
-                "costs": {m: c.to_dict() for m, c in self.costs.items()}, "skipped": list(self.skipped)}
+                "costs": {m: c.to_dict() for m, c in self.costs.items()}, "skipped": list(self.skipped),
+                "consistency": self.consistency}
 
     def to_markdown(self) -> str:
         """Summary table (as in the paper), costs table, every method x condition, and the skipped files."""
@@ -170,6 +173,14 @@ class EvalResult:
         for c in self.cells:
             lines.append(table_row([c.method, c.condition, fmt(c.mrr), fmt(c.map), *[fmt(c.hit_at[k]) for k in cfg.ks],
                                     str(c.n_evaluated), str(c.n_without_relevant), fmt(c.search_ms_per_query, 2)]))
+        if self.consistency:
+            same, other = self.consistency["same_label"], self.consistency["different_label"]
+            lines += ["", f"Cross-speaker token consistency of the model's tokens ({self.consistency['n_pairs']} "
+                          "pairs of each kind; alignment by DTW over MFCC frames):", "",
+                      table_row(["pairs", "aligned frames with the same token", "bigram Jaccard",
+                                 "normalised edit distance"]), table_row(["---"] * 4),
+                      table_row(["same label", *[fmt(same[m]) for m in CONSISTENCY_MEASURES]]),
+                      table_row(["different label", *[fmt(other[m]) for m in CONSISTENCY_MEASURES]])]
         if self.skipped:
             lines += ["", f"Skipped {len(self.skipped)} file(s):", *[f"- {s['reason']}" for s in self.skipped]]
         return "\n".join(lines) + "\n"
