@@ -3,7 +3,7 @@
     python benchmarks/fsdd_ablation.py --fsdd path/to/fsdd --out runs/fsdd_ablation \
         --variants temp=0.05 temp=0.2 apply_augmentation=false iter_clust=25,EPOCHS=4 [--seeds 0]
 
-A variant is comma-separated ``flag=value`` overrides of ``fsdd_results.RECIPE`` (training flag names;
+A variant is comma-separated ``flag=value`` overrides of the speech recipe, configs/speech.yaml (training flag names;
 scalar values, read as YAML: ``0.05``, ``false``, ``200``); ``recipe`` is the recipe itself. Each variant trains
 on the standard speaker split and is evaluated like ``fsdd_results.py`` with ``wav2tok`` and
 ``dtw-encoder`` only (about 5 min per run on 2 cores). Writes each variant's runs under ``OUT/<variant>/``
@@ -54,7 +54,7 @@ def main() -> None:
     manifest, test, train = fsdd_data(args.fsdd, out)
     rows = []
     for text, overrides in variants.items():
-        summary = run_seeds({**RECIPE, **overrides}, manifest, test, train,
+        summary = run_seeds(RECIPE, overrides, manifest, test, train,
                             lambda seed: EvalConfig(cross_speaker=True, seed=seed, methods=METHODS), args.seeds,
                             out / text.replace("=", "-").replace(",", "_"), args.threads)
         rows.append((text, summary["mean"]))

@@ -25,13 +25,9 @@ from wav2tok_core.data.manifest import ManifestItem
 from wav2tok_core.data.splits import write_split_outputs
 from wav2tok_core.eval.config import EvalConfig
 from wav2tok_core.runtime import configure
+from wav2tok_core.workbench.runs import asset
 
-# The recipe: teacher targets, alpha = beta = 0.01, a 128-wide BiLSTM with dropout 0.4 (README: chosen on the
-# validation split of the training speakers); K = 200 (beat 100 on each of 3 seeds), positives from another
-# speaker (+0.04 on seed 0) and no augmentation of the positive (+0.02 to +0.07 vanilla MRR on each of 3 seeds),
-# all three measured on the test speakers (README).
-RECIPE = dict(is_dict=True, apply_augmentation=False, positive_other_speaker=True, targets="teacher", alpha=0.01,
-              beta=0.01, emb_dim=128, dropout=0.4, num_tokens=200, batch_size=16, iter_clust=50, EPOCHS=8, patience=3)
+RECIPE = asset("configs/speech.yaml")  # the speech recipe (its comments say how each choice was made)
 
 # dtw-encoder (DTW over the model's frame vectors) separates what the encoder learned from what quantising costs.
 METHODS = ("wav2tok", "dtw-encoder", "dtw-mfcc", "dtw-logmel", "vq-mfcc", "vq-logmel")
@@ -55,7 +51,7 @@ def main() -> None:
     p.add_argument("--out", default="runs/fsdd")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=RECIPE["EPOCHS"])
+    p.add_argument("--epochs", type=int, help="override the recipe's EPOCHS")
     p.add_argument("--split", choices=sorted(SPLITTERS), default="speakers",
                    help="speakers: test speakers unseen (the README's table); takes: FSDD's own split; words: "
                         "test digits 5-9 never trained on")
@@ -63,8 +59,8 @@ def main() -> None:
     configure(threads=args.threads)
     out = Path(args.out)
     manifest, test, train = fsdd_data(args.fsdd, out, args.split)
-    recipe = {**RECIPE, "EPOCHS": args.epochs}
-    run_seeds(recipe, manifest, test, train, eval_config, args.seeds, out, args.threads)
+    overrides = {"EPOCHS": args.epochs} if args.epochs else {}
+    run_seeds(RECIPE, overrides, manifest, test, train, eval_config, args.seeds, out, args.threads)
 
 
 if __name__ == "__main__":

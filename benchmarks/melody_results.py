@@ -20,13 +20,9 @@ from wav2tok_core.data.melodies import MelodySetConfig, build_melody_set
 from wav2tok_core.data.splits import write_split_outputs
 from wav2tok_core.eval.config import EvalConfig
 from wav2tok_core.runtime import configure
-from wav2tok_core.workbench.runs import home
+from wav2tok_core.workbench.runs import asset, home
 
-# notebook 02's defaults with the main job's parameters (notebooks/params/default.yaml)
-RECIPE = dict(features="pitch", pitch_repr="chroma", num_tokens=100, emb_dim=128, dropout=0.4, use_transformer=False,
-              alpha=0.01, beta=0.01, diversity=0.0, targets="teacher", temp=0.1, is_dict=True,
-              apply_augmentation=True, clip=True, clip_duration=3.0, EPOCHS=12, batch_size=16, learning_rate=0.002,
-              iter_clust=50, patience=4)
+RECIPE = asset("configs/melody.yaml")  # the recipe the main job's notebook 02 trains
 METHODS = ("wav2tok", "dtw-encoder", "dtw-pitch", "vq-pitch", "dtw-mfcc", "vq-mfcc")
 
 
@@ -48,7 +44,7 @@ def main() -> None:
     manifest = write_split_outputs(items, out / "data", name="melodies", by_class=True).manifest
     test = [it for it in items if it.split == "test"]
     train = [it for it in items if it.split == "train"]
-    run_seeds(RECIPE, manifest, test, train, eval_config, args.seeds, out, args.threads)
+    run_seeds(RECIPE, {}, manifest, test, train, eval_config, args.seeds, out, args.threads)
 
 
 if __name__ == "__main__":

@@ -19,24 +19,25 @@ from wav2tok_core.eval.config import EvalConfig
 from wav2tok_core.eval.protocol import evaluate
 from wav2tok_core.model.wav2tok import load_model
 from wav2tok_core.runtime import write_json
-from wav2tok_core.train.recipe import run, spec_from_options
+from wav2tok_core.train.recipe import recipe_spec, run
 
 
-def run_seeds(recipe: dict[str, Any], manifest: Path, test: Sequence[ManifestItem], train: Sequence[ManifestItem],
-              eval_config: Callable[[int], EvalConfig], seeds: Sequence[int], out: Path,
-              threads: int | None = None) -> dict[str, Any]:
-    """Train ``recipe`` (reference flag names) on ``manifest`` once per seed and evaluate on ``test``.
+def run_seeds(recipe: Path, overrides: dict[str, Any], manifest: Path, test: Sequence[ManifestItem],
+              train: Sequence[ManifestItem], eval_config: Callable[[int], EvalConfig], seeds: Sequence[int],
+              out: Path, threads: int | None = None) -> dict[str, Any]:
+    """Train the recipe file ``recipe`` (``configs/*.yaml``) with ``overrides`` (flag names) on ``manifest``
+    once per seed and evaluate on ``test``.
 
     ``eval_config(seed)`` gives each seed's protocol; baselines that need fitting use ``train``.
     Returns the summary written to ``out / "summary.json"``.
     """
     per_seed = []
     for seed in seeds:
-        options = {**recipe, "dataset": str(manifest), "seed": seed, "save_dir": str(out / "weights"),
+        options = {**overrides, "dataset": str(manifest), "seed": seed, "save_dir": str(out / "weights"),
                    "name": f"seed{seed}", "progress": False}
         if threads:
             options["threads"] = threads
-        trainer = run(spec_from_options(options))
+        trainer = run(recipe_spec(recipe, **options))
         result = evaluate(load_model(trainer.run_dir / "best.pt"), test, train, eval_config(seed))
         result.save(out / f"results_seed{seed}.json", out / f"results_seed{seed}.md")
         print(f"## seed {seed} (trained {trainer.epoch} epochs)\n\n{result.to_markdown()}\n", flush=True)
@@ -46,7 +47,7 @@ def run_seeds(recipe: dict[str, Any], manifest: Path, test: Sequence[ManifestIte
     values = {m: {k: [s[m][k] for s in per_seed] for k in keys} for m in per_seed[0]}
     mean = {m: {k: float(np.mean(v)) for k, v in row.items()} for m, row in values.items()}
     sd = {m: {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in row.items()} for m, row in values.items()}
-    summary = {"seeds": list(seeds), "recipe": recipe, "mean": mean, "sd": sd, "per_seed": per_seed}
+    summary = {"seeds": list(seeds), "recipe": str(recipe), "overrides": overrides, "mean": mean, "sd": sd, "per_seed": per_seed}
     write_json(out / "summary.json", summary)
     print(f"MRR, mean ± sd over {len(seeds)} seed(s):")
     print("| method | vanilla | stretched | shifted | ms/query |\n|---|---:|---:|---:|---:|")

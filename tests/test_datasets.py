@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 from wav2tok_core.cli import dataset as dataset_cli
 from wav2tok_core.data.folder import scan_folder
 from wav2tok_core.data.fsdd import (FSDD_COMMIT, MARKER, PART, download_fsdd, ensure_fsdd, is_complete, load_fsdd,
-                                    parse_name, standard_split, takes_split, urlopen_from,
-                                    words_split)
+                                    parse_name, standard_split, takes_split, urlopen_from, words_split)
 from wav2tok_core.data.manifest import ManifestItem, read_manifest
 from wav2tok_core.data.reference_bin import read_reference_bin, read_reference_items
 from wav2tok_core.data.splits import (allocate, explicit_speaker_split, speaker_split, stratified_split,

@@ -207,7 +207,10 @@ def test_a_killed_training_run_resumes_without_losing_finished_epochs(tiny_data,
     run = tmp_path / "w" / "r"
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
-    while not (run / "last.pt").exists() or '"epoch": 2' not in (run / "metrics.jsonl").read_text():
+    def saved_epoch() -> int:  # last.pt is replaced atomically, so it can be read while training runs
+        return torch.load(run / "last.pt", weights_only=True)["epoch"] if (run / "last.pt").exists() else 0
+
+    while saved_epoch() < 2:
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.monotonic() < deadline, "training never reached epoch 2"
         time.sleep(0.2)

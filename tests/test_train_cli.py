@@ -187,3 +187,18 @@ def test_cluster_split_clusters_that_share_of_the_clips(tiny_data, tmp_path, mon
                     "--batch_size", "4")
     trainer.fit()
     assert sizes == [6, 6]  # steps 0 and 2 of 3, half of the 12 training clips each
+
+
+@pytest.mark.parametrize("name", ["speech", "melody"])
+def test_recipe_files_parse_and_overrides_win(name: str) -> None:
+    from conftest import REPO
+
+    from wav2tok_core.train.recipe import recipe_spec
+
+    path = REPO / "configs" / f"{name}.yaml"
+    spec = recipe_spec(path, dataset="data.json", num_tokens=7, EPOCHS=1)
+    assert spec.model.num_tokens == 7 and spec.train.epochs == 1 and spec.dataset == "data.json"
+    assert spec.model.features.kind == {"speech": "mfcc", "melody": "pitch"}[name]
+    assert spec.data.is_dict and spec.model.emb_dim == 128
+    same = parse_args(["--config", str(path), "--dataset", "data.json", "--num_tokens", "7", "--EPOCHS", "1"])
+    assert same == spec  # the notebook's and the shell's ways of using a recipe agree

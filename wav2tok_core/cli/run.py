@@ -6,13 +6,12 @@ import json
 
 from ..workbench import pipeline
 from ..workbench.pipeline import CELL_TIMEOUT_S, NOTEBOOKS, run_pipeline
-from ..workbench.runs import asset, resolve
+from ..workbench.runs import locate
 from .common import add_command
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    params = args.params if resolve(args.params).is_file() else asset(args.params)
-    timings = run_pipeline(params, args.run_dir, args.only, cell_timeout=args.cell_timeout)
+    timings = run_pipeline(locate(args.params), args.run_dir, args.only, cell_timeout=args.cell_timeout)
     print(json.dumps(timings))
     print(f"results in {args.run_dir}: notebooks/ (executed), figures and results JSON per notebook")
     return 0

@@ -14,9 +14,10 @@ The same command trains on several processes or GPUs when started by torchrun (R
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from .. import distributed
 from ..audio.augment import AugmentConfig
@@ -163,18 +164,27 @@ def spec_from_options(options: dict[str, Any]) -> RunSpec:
                    ObjectiveConfig(**sections["objective"]))
 
 
-def config_file_argv(path: str) -> list[str]:
-    """A YAML/JSON config of flag-name keys as command-line tokens, so it parses exactly like flags."""
-    options = load_config_file(path)
+def options_argv(options: Mapping[str, Any], where: str) -> list[str]:
+    """Flag-name keys and values as command-line tokens, so they parse exactly like flags; ``where`` names
+    their source in the error for an unknown key."""
     unknown = sorted(set(options) - set(FLAGS))
     if unknown:
-        raise ConfigError(f"config file {path}: unknown key(s) {unknown}; keys are the flag names of "
-                          "`wav2tok train --help`")
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; keys are the flag names of `wav2tok train --help`")
     tokens: list[str] = []
     for name, value in options.items():
         values = value if isinstance(value, (list, tuple)) else [value]
         tokens += [f"--{name}", *(str(v) for v in values)]
     return tokens
+
+
+def config_file_argv(path: str) -> list[str]:
+    """A YAML/JSON config of flag-name keys as command-line tokens."""
+    return options_argv(load_config_file(path), f"config file {path}")
+
+
+def recipe_spec(config: str | os.PathLike, **overrides: Any) -> RunSpec:
+    """The run a recipe file (``configs/*.yaml``) describes, with ``overrides`` (flag names) on top."""
+    return parse_args(["--config", str(config), *options_argv(overrides, "overrides")])
 
 
 def parse_args(argv: Sequence[str] | None = None) -> RunSpec:

@@ -45,6 +45,13 @@ def resolve(path: str | os.PathLike) -> Path:
     return path if path.is_absolute() else home() / path
 
 
+def locate(path: str | os.PathLike) -> Path:
+    """A file the user names (relative to :func:`home`) when it exists, else the workbench's own copy
+    (:func:`asset`): ``configs/speech.yaml`` or ``notebooks/params/ci.yaml`` work from a checkout or an install."""
+    found = resolve(path)
+    return found if found.exists() else asset(str(path))
+
+
 def asset(relative: str) -> Path:
     """A file or folder that ships with the workbench, e.g. ``"notebooks"`` or ``SHIPPED_MODEL``."""
     bases = [b for b in (home(), checkout(), SHARE) if b is not None]
