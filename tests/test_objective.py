@@ -130,3 +130,32 @@ def test_label_free_and_other_label_negatives_both_train(tiny_data, tmp_path) ->
                         "--negatives", negatives, "--align", "diagonal")
         trainer.fit()
         assert math.isfinite(trainer.history[-1]["train/contrastive"])
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_aligned_token_loss_matches_brute_force(soft: bool) -> None:
+    from wav2tok_core.train.objective import aligned_token_loss
+
+    g = torch.Generator().manual_seed(3)
+    logits_q, logits_k = torch.randn(2, 4, 5, generator=g), torch.randn(2, 6, 5, generator=g)
+    n_q = torch.tensor([4, 2])
+    partner = torch.tensor([[0, 2, 2, 5], [1, 3, 0, 0]])
+    tokens_k = torch.randint(0, 5, (2, 6), generator=g)
+    expected = []
+    for b in range(2):
+        for t in range(int(n_q[b])):
+            log_q = (logits_q[b, t] / 0.5).log_softmax(-1)
+            k = int(partner[b, t])
+            if soft:
+                expected.append(-((logits_k[b, k] / 0.5).softmax(-1) * log_q).sum())
+            else:
+                expected.append(-log_q[tokens_k[b, k]])
+    got = aligned_token_loss(logits_q, n_q, partner, logits_k, tokens_k, 0.5, soft)
+    assert float(got) == pytest.approx(float(torch.stack(expected).mean()), rel=1e-6)
+
+
+def test_token_prediction_trains_in_the_em_stage(tiny_data, tmp_path) -> None:
+    trainer = built(tiny_data, tmp_path, "--EPOCHS", "1", "--token_prediction", "0.5", "--token_prediction_soft",
+                    "True", "--align", "diagonal")
+    trainer.fit()
+    assert math.isfinite(trainer.history[-1]["train/token_prediction"])

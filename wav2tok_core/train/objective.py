@@ -191,6 +191,26 @@ def aligned_contrastive(h_q: torch.Tensor, n_q: torch.Tensor, h_k: torch.Tensor,
     return F.cross_entropy(logits, target)
 
 
+def aligned_token_loss(logits_q: torch.Tensor, n_q: torch.Tensor, partner: torch.Tensor, logits_k: torch.Tensor,
+                       tokens_k: torch.Tensor, temp: float, soft: bool) -> torch.Tensor:
+    """Each query frame predicts the token of its aligned key frame: cross-entropy of ``softmax(logits_q / temp)``
+    against the partner's token (``soft=False``) or against the partner's detached posterior
+    ``softmax(logits_k / temp)`` (``soft=True``). Mean over real query frames.
+
+    Args:
+        logits_q: ``(B, Tq, K)`` cosine logits ``cos(h, e)`` of the query view (not yet divided by a temperature);
+        n_q: ``(B,)``; partner: ``(B, Tq)`` key frame per query frame; logits_k: ``(B, Tk, K)``;
+        tokens_k: ``(B, Tk)`` the key frames' tokens (the M-step's targets).
+    """
+    mask = frame_mask(n_q, partner.shape[1])  # (B, Tq)
+    log_q = (logits_q / temp).log_softmax(dim=-1)[mask]  # (N, K)
+    if soft:
+        aligned = torch.gather(logits_k, 1, partner[..., None].expand(-1, -1, logits_k.shape[-1]))  # (B, Tq, K)
+        target = (aligned[mask].detach() / temp).softmax(dim=-1)  # (N, K)
+        return -(target * log_q).sum(dim=-1).mean()
+    return F.nll_loss(log_q, torch.gather(tokens_k, 1, partner)[mask])
+
+
 def linear_partners(n_q: torch.Tensor, n_k: torch.Tensor, tq: int) -> torch.Tensor:
     """The straight time map: query frame t of clip b -> key frame round(t (n_k - 1) / (n_q - 1)). ``(B, Tq)``,
     exact for a time-stretched copy, the diagonal path otherwise."""
@@ -222,11 +242,15 @@ class ObjectiveConfig:
     align: str = "dtw"  # frames of two different recordings pair up by "dtw" or by the "diagonal" path (a
     #                     positive that is a stretched copy of the anchor always uses its exact time map)
     align_on: str = "features"  # what DTW compares: the input "features" or the current "encoder" frames
+    token_prediction: float = 0.0  # weight of aligned token prediction in the EM stage: each frame predicts
+    #                                its aligned partner's token, both directions (0: off)
+    token_prediction_temp: float = 0.1  # temperature of the predicting (and, when soft, the target) posterior
+    token_prediction_soft: bool = False  # target: the partner's posterior (True) or its M-step token (False)
 
     @property
     def uses_alignment(self) -> bool:
         """Whether batches need aligned frames (stage I or the contrastive term)."""
-        return self.stage1_epochs > 0 or self.contrastive > 0
+        return self.stage1_epochs > 0 or self.contrastive > 0 or self.token_prediction > 0
 
     def __post_init__(self) -> None:
         require(self.alpha >= 0 and self.beta >= 0, "alpha/beta", "must be >= 0")
@@ -239,6 +263,9 @@ class ObjectiveConfig:
         require(self.negatives in NEGATIVES, "negatives", f"{self.negatives!r} is not one of {NEGATIVES}")
         require(self.align in ALIGNMENTS, "align", f"{self.align!r} is not one of {ALIGNMENTS}")
         require(self.align_on in ALIGN_ON, "align_on", f"{self.align_on!r} is not one of {ALIGN_ON}")
+        require(self.token_prediction >= 0, "token_prediction", "must be >= 0")
+        require(math.isfinite(self.token_prediction_temp) and self.token_prediction_temp > 0, "token_prediction_temp",
+                "must be > 0")
 
 
 View = tuple[torch.Tensor, torch.Tensor]  # (waves (B, N), lengths (B,))
@@ -307,7 +334,8 @@ class Wav2TokObjective(nn.Module):
         f_p, n_p = model.features(*batch["positive"])
         h_a, h_p = model.encode_features(f_a, n_a), model.encode_features(f_p, n_p)  # (B, T, D)
         if self.stage == 1:
-            contrastive = self.contrastive(batch, (f_a, n_a, h_a), (f_p, n_p, h_p))
+            a_to_p, p_to_a = self.align((f_a, n_a, h_a), (f_p, n_p, h_p), batch["copy"])
+            contrastive = self.contrastive(batch, (n_a, h_a, a_to_p), (n_p, h_p, p_to_a))
             return {"loss/total": contrastive, "loss/contrastive": contrastive}
         lp_a = model.logits(h_a).log_softmax(dim=-1)  # (B, Ta, K)
         lp_p = model.logits(h_p).log_softmax(dim=-1)  # (B, Tp, K)
@@ -332,9 +360,17 @@ class Wav2TokObjective(nn.Module):
             nll_na, ok_na = ctc_likelihood(model.logits(h_n).log_softmax(dim=-1), n_n, str_a, len_a)
             out["loss/triplet"] = triplet_loss(nll_yx, nll_na, len_a, ok_yx & ok_na, cfg.triplet_margin)
             total = total + out["loss/triplet"]
+        if cfg.contrastive > 0 or cfg.token_prediction > 0:
+            a_to_p, p_to_a = self.align((f_a, n_a, h_a), (f_p, n_p, h_p), batch["copy"])
         if cfg.contrastive > 0:
-            out["loss/contrastive"] = self.contrastive(batch, (f_a, n_a, h_a), (f_p, n_p, h_p))
+            out["loss/contrastive"] = self.contrastive(batch, (n_a, h_a, a_to_p), (n_p, h_p, p_to_a))
             total = total + cfg.contrastive * out["loss/contrastive"]
+        if cfg.token_prediction > 0:
+            cos_a, cos_p = h_a @ model.codebook.T, h_p @ model.codebook.T  # (B, T, K)
+            temp, soft = cfg.token_prediction_temp, cfg.token_prediction_soft
+            out["loss/token_prediction"] = (aligned_token_loss(cos_a, n_a, a_to_p, cos_p, tok_p, temp, soft)
+                                            + aligned_token_loss(cos_p, n_p, p_to_a, cos_a, tok_a, temp, soft)) / 2
+            total = total + cfg.token_prediction * out["loss/token_prediction"]
         out["loss/total"] = total
         out["stats/compression"] = (len_a.float() / n_a.float()).mean().detach()
         return out
@@ -364,10 +400,10 @@ class Wav2TokObjective(nn.Module):
 
     def contrastive(self, batch: dict[str, Any], anchor: tuple[torch.Tensor, ...],
                     positive: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """The aligned contrastive term in both directions (anchor -> positive and back), averaged."""
+        """The aligned contrastive term in both directions (anchor -> positive and back), averaged; each view is
+        ``(frame counts (B,), unit frames (B, T, D), partner frames in the other view (B, T))``."""
         cfg = self.config
-        a_to_p, p_to_a = self.align(anchor, positive, batch["copy"])
-        (_, n_a, h_a), (_, n_p, h_p) = anchor, positive
+        (n_a, h_a, a_to_p), (n_p, h_p, p_to_a) = anchor, positive
         label_free = cfg.negatives == "label-free"
         forward = aligned_contrastive(h_a, n_a, h_p, n_p, a_to_p, batch["label"], cfg.contrastive_temp, label_free)
         backward = aligned_contrastive(h_p, n_p, h_a, n_a, p_to_a, batch["label"], cfg.contrastive_temp, label_free)

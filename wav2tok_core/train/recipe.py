@@ -47,6 +47,9 @@ FLAGS: dict[str, tuple[str, str]] = {
     "stage1_epochs": ("objective", "stage1_epochs"), "contrastive": ("objective", "contrastive"),
     "contrastive_temp": ("objective", "contrastive_temp"), "negatives": ("objective", "negatives"),
     "align": ("objective", "align"), "align_on": ("objective", "align_on"),
+    "token_prediction": ("objective", "token_prediction"),
+    "token_prediction_temp": ("objective", "token_prediction_temp"),
+    "token_prediction_soft": ("objective", "token_prediction_soft"),
     "input_dim": ("run", "input_dim"),
     # features
     "sr": ("features", "sr"), "features": ("features", "kind"), "n_fft": ("features", "n_fft"),
@@ -121,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     flag("negatives", choices=list(NEGATIVES), help="contrastive negatives: every other clip's frames, or other labels'")
     flag("align", choices=list(ALIGNMENTS), help="pairing frames of two recordings: DTW or the diagonal path")
     flag("align_on", choices=list(ALIGN_ON), help="what DTW compares: input features or current encoder frames")
+    flag("token_prediction", type=float, help="weight of aligned token prediction in the EM stage (0: off)")
+    flag("token_prediction_temp", type=float, help="temperature of aligned token prediction")
+    boolean("token_prediction_soft", "1: predict the partner's posterior instead of its token")
     for name in ("device", "name", "save_dir", "load_dir"):
         flag(name)
     for name in ("use_cosine", "diversity_per_clip", "is_dict", "is_triplet", "is_single", "is_pairwise", "apply_augmentation",
