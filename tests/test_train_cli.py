@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -35,7 +36,7 @@ VALUES = {
     "train_steps": ("500", 500), "warmup": ("0.2", 0.2), "save_dir": ("wdir", "wdir"), "load_dir": ("old", "old"),
     "load_model_epochid": ("5", 5), "seed": ("11", 11), "num_workers": ("2", 2), "grad_clip": ("None", None),
     "progress": ("False", False), "threads": ("1", 1), "input_dim": ("39", None), "is_pairwise": ("True", None),
-    "dataset": ("audios", "audios"), "bin_dir": ("splits", "splits"),
+    "dataset": ("audios", "audios"), "bin_dir": ("splits", "splits"), "val_speaker": ("auto", "auto"),
 }
 
 
@@ -203,3 +204,22 @@ def test_recipe_files_parse_and_overrides_win(name: str) -> None:
     assert spec.data.is_dict and spec.model.emb_dim == 128
     same = parse_args(["--config", str(path), "--dataset", "data.json", "--num_tokens", "7", "--EPOCHS", "1"])
     assert same == spec  # the notebook's and the shell's ways of using a recipe agree
+
+
+def test_val_speaker_holds_one_training_speaker_out() -> None:
+    from wav2tok_core.data.manifest import ManifestItem
+    from wav2tok_core.train.loading import hold_out_speaker
+
+    items = [ManifestItem(Path(f"/d/{s}{i}.wav"), str(i % 2), s, "train") for s in ("ann", "bob", "cy")
+             for i in range(4 if s == "bob" else 3)]
+    train, val = hold_out_speaker(items, "auto")  # bob has the most clips
+    assert {it.speaker for it in val} == {"bob"} and {it.speaker for it in train} == {"ann", "cy"}
+    train, val = hold_out_speaker(items, "cy")
+    assert len(val) == 3 and len(train) == 7
+    with pytest.raises(ConfigError, match="'dan' is not a training speaker"):
+        hold_out_speaker(items, "dan")
+
+
+def test_val_speaker_needs_speaker_ids(tiny_data, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="no speaker ids"):
+        built(tiny_data, tmp_path, "--val_speaker", "auto")

@@ -6,6 +6,7 @@ shape is converted where the file is read (:func:`wav2tok_core.data.reference_bi
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,6 +16,7 @@ import torch
 from ..audio.io import Failure
 from ..data.manifest import ManifestItem, group_by_label, read_manifest, require_labels
 from ..data.reference_bin import read_reference_items
+from ..errors import ConfigError
 from .data import ClipStore, DataConfig, PairDataset
 
 MANIFEST_SUFFIXES = (".json", ".csv")
@@ -43,6 +45,21 @@ def read_training_items(dataset: str, bin_dir: str, is_dict: bool) -> tuple[list
     if is_manifest:  # a .bin's shape was checked as it was read; its X_test may be a list (unlabelled validation)
         require_labels(train + val)
     return class_order(train), class_order(val)
+
+
+def hold_out_speaker(items: Sequence[ManifestItem], speaker: str) -> tuple[list[ManifestItem], list[ManifestItem]]:
+    """(train, validation): every clip of ``speaker`` validates, the others train. ``"auto"`` holds out the
+    speaker with the most clips (ties: the last name), so validation measures a voice training never heard."""
+    counts = Counter(it.speaker for it in items if it.speaker)
+    if not counts:
+        raise ConfigError("val_speaker: the training items have no speaker ids (train from a manifest with a "
+                          "speaker column)")
+    if len(counts) < 2:
+        raise ConfigError(f"val_speaker: only one training speaker ({next(iter(counts))}), none left to train on")
+    chosen = max(counts, key=lambda s: (counts[s], s)) if speaker == "auto" else speaker
+    if chosen not in counts:
+        raise ConfigError(f"val_speaker: {chosen!r} is not a training speaker; they are {sorted(counts)}")
+    return [it for it in items if it.speaker != chosen], [it for it in items if it.speaker == chosen]
 
 
 def class_order(items: Sequence[ManifestItem]) -> list[ManifestItem]:

@@ -29,7 +29,7 @@ from ..model.wav2tok import Wav2Tok
 from ..runtime import seed_everything, write_json
 from .callbacks import EStep, Stages
 from .data import DataConfig
-from .loading import TrainingData, debug_subset, read_training_items
+from .loading import TrainingData, debug_subset, hold_out_speaker, read_training_items
 from .objective import ALIGN_ON, ALIGNMENTS, NEGATIVES, ObjectiveConfig, Wav2TokObjective
 from .trainer import TrainConfig, Trainer
 from .validation import make_validator
@@ -73,7 +73,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     "seed": ("train", "seed"), "num_workers": ("train", "num_workers"), "grad_clip": ("train", "grad_clip"),
     "progress": ("train", "progress"), "threads": ("train", "threads"),
     # where the data is
-    "dataset": ("run", "dataset"), "bin_dir": ("run", "bin_dir"),
+    "dataset": ("run", "dataset"), "bin_dir": ("run", "bin_dir"), "val_speaker": ("run", "val_speaker"),
 }
 DEBUG_CLIPS = 32  # --debug keeps this many training and validation clips
 
@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     boolean = lambda name, help: flag(name, type=parse_bool, nargs="?", const=True, help=help)  # noqa: E731
     p.add_argument("--config", help="YAML/JSON file with any of these flags as keys")
     flag("dataset", help="NAME of {bin_dir}/NAME.bin, or a path to a .bin/.json/.csv manifest")
+    flag("val_speaker", help="validate on this training speaker (held out of training; 'auto' picks one) "
+                             "instead of the val split; needs a manifest with speakers")
     flag("bin_dir", help="folder of reference .bin splits (default: bin)")
     boolean("debug", "1: tiny fast run (32 clips, 2 epochs of <= 8 batches)")
     boolean("use_transformer", "Transformer encoder instead of BiLSTM")
@@ -147,6 +149,8 @@ class RunSpec:
     dataset: str
     bin_dir: str = "bin"
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    val_speaker: str = ""  # validate on this training speaker's clips (held out of training; "auto": one chosen
+    #                        by clip count), not the manifest's val split: a measure of unseen voices
 
 
 def spec_from_options(options: dict[str, Any]) -> RunSpec:
@@ -167,7 +171,7 @@ def spec_from_options(options: dict[str, Any]) -> RunSpec:
                           f"{model.input_dim} dims; drop --input_dim (it is derived) or change the features")
     data = DataConfig(augment=AugmentConfig(**sections["augment"]), **sections["data"])
     return RunSpec(model, data, TrainConfig(**sections["train"]), str(run["dataset"]), run.get("bin_dir", "bin"),
-                   ObjectiveConfig(**sections["objective"]))
+                   ObjectiveConfig(**sections["objective"]), str(run.get("val_speaker", "")))
 
 
 def options_argv(options: Mapping[str, Any], where: str) -> list[str]:
@@ -208,6 +212,8 @@ def load_training_data(spec: RunSpec) -> TrainingData:
     """The run's items (debug runs: a few of them), their decoded clips, pairs and validation clips."""
     ctx, _ = distributed.setup(spec.train.device)  # under torchrun: join the job before loading data
     train, val = read_training_items(spec.dataset, spec.bin_dir, spec.data.is_dict)
+    if spec.val_speaker:
+        train, val = hold_out_speaker(train + val, spec.val_speaker)
     if spec.train.debug:
         train, val = (debug_subset(items, DEBUG_CLIPS, spec.data.is_dict) for items in (train, val))
     return TrainingData.load(train, val, spec.data, spec.model.features.sr, seed=spec.train.seed,
