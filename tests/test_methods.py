@@ -12,6 +12,7 @@ from conftest import write_tone_data
 from wav2tok_core.data.manifest import ManifestItem
 from wav2tok_core.errors import ConfigError, EvalError
 from wav2tok_core.eval import methods
+from wav2tok_core.eval.conditions import EvalClip
 from wav2tok_core.eval.config import EvalConfig
 from wav2tok_core.eval.methods import FeatureDTW, TokenMethod, build_methods, register
 from wav2tok_core.eval.protocol import evaluate
@@ -96,3 +97,16 @@ def test_a_method_fitted_on_train_clips_gets_them_or_is_refused(data, registry) 
     with pytest.raises(EvalError, match=r"^methods \['train-count'\] are fitted on train clips, but there are none"):
         evaluate(data["model"], data["test"], [], config)
     assert built_with == [12]  # never built without them
+
+
+def test_kmeans_encoder_quantises_the_models_frames_with_a_fresh_codebook(data) -> None:
+    model = Wav2Tok(ModelConfig(emb_dim=16, num_tokens=8, num_layers=1)).eval()  # codebook: random unit vectors
+    before = model.codebook.clone()
+    train = [model.load_clips([it.path])[0] for it in data["train"]]
+    (method,) = build_methods(["kmeans-encoder"], model, train)
+    assert method.needs_train and torch.equal(model.codebook, before)  # the evaluated model is left as it was
+    owners = (torch.cat(model.embed(train)) @ method.model.codebook.T).argmax(-1)
+    assert set(owners.tolist()) == set(range(8))  # k-means over the train frames: every codeword owns frames
+    waves = [model.load_clips([it.path])[0] for it in data["test"]]
+    strings = method.encode([EvalClip(it, w) for it, w in zip(data["test"], waves)])
+    assert strings == [collapse(t) for t in method.model.frame_tokens(waves)]

@@ -18,6 +18,7 @@ bands, so every method sees the same frames.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -272,6 +273,20 @@ class RawEncoderTokens(ModelTokens):
     def __init__(self, name: str, context: MethodContext) -> None:
         super().__init__(name, context)
         self.model = untrained_twin(context.model, context.train_waves, context.seed, context.batch_size)
+
+
+@register("kmeans-encoder")
+class EncoderKMeansTokens(ModelTokens):
+    """``kmeans-encoder``: the trained model's own frames, quantised by a fresh k-means codebook (K = the model's,
+    fitted on the train clips) instead of the model's: what the codebook training adds over clustering the
+    same frames (and the tokens of a model trained on continuous frames only, stage I)."""
+
+    needs_train = True
+
+    def __init__(self, name: str, context: MethodContext) -> None:
+        super().__init__(name, context)
+        self.model = copy.deepcopy(context.model).eval()
+        fit_model_codebook(self.model, list(context.train_waves), seed=context.seed, batch_size=context.batch_size)
 
 
 @register(*(f"dtw-{kind}" for kind in BASELINE_KINDS))
