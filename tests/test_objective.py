@@ -159,3 +159,27 @@ def test_token_prediction_trains_in_the_em_stage(tiny_data, tmp_path) -> None:
                     "True", "--align", "diagonal")
     trainer.fit()
     assert math.isfinite(trainer.history[-1]["train/token_prediction"])
+
+
+def test_correspondence_loss_predicts_the_partners_features() -> None:
+    from torch import nn
+
+    from wav2tok_core.train.objective import correspondence_loss
+
+    g = torch.Generator().manual_seed(5)
+    h_q, feats_k = torch.randn(2, 3, 4, generator=g), torch.randn(2, 5, 6, generator=g)
+    n_q, partner = torch.tensor([3, 2]), torch.tensor([[4, 0, 2], [1, 1, 0]])
+    decoder = nn.Linear(4, 6)
+    expected = torch.stack([((decoder(h_q[b, t]) - feats_k[b, partner[b, t]]) ** 2).mean()
+                            for b in range(2) for t in range(int(n_q[b]))]).mean()
+    got = correspondence_loss(h_q, n_q, partner, feats_k, decoder).detach()
+    assert float(got) == pytest.approx(float(expected.detach()), rel=1e-5)
+
+
+def test_the_reconstruction_term_trains_in_both_stages_and_its_decoder_is_training_state(tiny_data, tmp_path) -> None:
+    trainer = built(tiny_data, tmp_path, "--stage1_epochs", "1", "--EPOCHS", "2", "--reconstruction", "0.5")
+    trainer.fit()
+    assert all(math.isfinite(r["train/reconstruction"]) for r in trainer.history)
+    state = trainer.objective.training_state()["state_dict"]
+    assert any(k.startswith("decoder.") for k in state)
+    assert not any(k.startswith("decoder.") for k in trainer.model.checkpoint()["state_dict"])

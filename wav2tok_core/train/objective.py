@@ -211,6 +211,21 @@ def aligned_token_loss(logits_q: torch.Tensor, n_q: torch.Tensor, partner: torch
     return F.nll_loss(log_q, torch.gather(tokens_k, 1, partner)[mask])
 
 
+def correspondence_loss(h_q: torch.Tensor, n_q: torch.Tensor, partner: torch.Tensor, feats_k: torch.Tensor,
+                        decoder: nn.Module) -> torch.Tensor:
+    """The correspondence autoencoder's term: from each query frame, predict the input features of its aligned
+    frame in the other view (mean squared error over real query frames; the features are per-utterance
+    normalised, so the scale is about 1).
+
+    Args:
+        h_q: ``(B, Tq, D)``; n_q: ``(B,)``; partner: ``(B, Tq)``; feats_k: ``(B, Tk, F)`` the other view's
+        input features; decoder: ``(.., D) -> (.., F)``.
+    """
+    mask = frame_mask(n_q, partner.shape[1])
+    target = torch.gather(feats_k, 1, partner[..., None].expand(-1, -1, feats_k.shape[-1]))  # (B, Tq, F)
+    return F.mse_loss(decoder(h_q[mask]), target[mask].detach())
+
+
 def linear_partners(n_q: torch.Tensor, n_k: torch.Tensor, tq: int) -> torch.Tensor:
     """The straight time map: query frame t of clip b -> key frame round(t (n_k - 1) / (n_q - 1)). ``(B, Tq)``,
     exact for a time-stretched copy, the diagonal path otherwise."""
@@ -246,11 +261,13 @@ class ObjectiveConfig:
     #                                its aligned partner's token, both directions (0: off)
     token_prediction_temp: float = 0.1  # temperature of the predicting (and, when soft, the target) posterior
     token_prediction_soft: bool = False  # target: the partner's posterior (True) or its M-step token (False)
+    reconstruction: float = 0.0  # weight of the correspondence term in both stages: each frame predicts its
+    #                              aligned partner's input features through a linear decoder (0: off)
 
     @property
     def uses_alignment(self) -> bool:
         """Whether batches need aligned frames (stage I or the contrastive term)."""
-        return self.stage1_epochs > 0 or self.contrastive > 0 or self.token_prediction > 0
+        return self.stage1_epochs > 0 or self.contrastive > 0 or self.token_prediction > 0 or self.reconstruction > 0
 
     def __post_init__(self) -> None:
         require(self.alpha >= 0 and self.beta >= 0, "alpha/beta", "must be >= 0")
@@ -264,6 +281,7 @@ class ObjectiveConfig:
         require(self.align in ALIGNMENTS, "align", f"{self.align!r} is not one of {ALIGNMENTS}")
         require(self.align_on in ALIGN_ON, "align_on", f"{self.align_on!r} is not one of {ALIGN_ON}")
         require(self.token_prediction >= 0, "token_prediction", "must be >= 0")
+        require(self.reconstruction >= 0, "reconstruction", "must be >= 0")
         require(math.isfinite(self.token_prediction_temp) and self.token_prediction_temp > 0, "token_prediction_temp",
                 "must be > 0")
 
@@ -296,6 +314,9 @@ class Wav2TokObjective(nn.Module):
             self.teacher = nn.ModuleDict({"encoder": copy.deepcopy(model.encoder), "proj": copy.deepcopy(model.proj)})
             self.teacher.requires_grad_(False).eval()  # never trained, never uses dropout
         self.stage = 2 if config.stage1_epochs == 0 else 1  # set by the Stages callback as training goes
+        if config.reconstruction > 0:
+            # Frames -> the input features of their aligned partner (training only, like the teacher).
+            self.decoder = nn.Linear(code_dim, model.config.input_dim)
 
     def train(self, mode: bool = True) -> "Wav2TokObjective":
         super().train(mode)
@@ -335,8 +356,12 @@ class Wav2TokObjective(nn.Module):
         h_a, h_p = model.encode_features(f_a, n_a), model.encode_features(f_p, n_p)  # (B, T, D)
         if self.stage == 1:
             a_to_p, p_to_a = self.align((f_a, n_a, h_a), (f_p, n_p, h_p), batch["copy"])
-            contrastive = self.contrastive(batch, (n_a, h_a, a_to_p), (n_p, h_p, p_to_a))
-            return {"loss/total": contrastive, "loss/contrastive": contrastive}
+            out = {"loss/contrastive": self.contrastive(batch, (n_a, h_a, a_to_p), (n_p, h_p, p_to_a))}
+            total = out["loss/contrastive"]
+            if cfg.reconstruction > 0:
+                out["loss/reconstruction"] = self.reconstruction((n_a, h_a, a_to_p, f_a), (n_p, h_p, p_to_a, f_p))
+                total = total + cfg.reconstruction * out["loss/reconstruction"]
+            return {"loss/total": total, **out}
         lp_a = model.logits(h_a).log_softmax(dim=-1)  # (B, Ta, K)
         lp_p = model.logits(h_p).log_softmax(dim=-1)  # (B, Tp, K)
         tok_a, tok_p = self.assign(f_a, n_a, h_a), self.assign(f_p, n_p, h_p)  # (B, T)
@@ -360,8 +385,11 @@ class Wav2TokObjective(nn.Module):
             nll_na, ok_na = ctc_likelihood(model.logits(h_n).log_softmax(dim=-1), n_n, str_a, len_a)
             out["loss/triplet"] = triplet_loss(nll_yx, nll_na, len_a, ok_yx & ok_na, cfg.triplet_margin)
             total = total + out["loss/triplet"]
-        if cfg.contrastive > 0 or cfg.token_prediction > 0:
+        if cfg.contrastive > 0 or cfg.token_prediction > 0 or cfg.reconstruction > 0:
             a_to_p, p_to_a = self.align((f_a, n_a, h_a), (f_p, n_p, h_p), batch["copy"])
+        if cfg.reconstruction > 0:
+            out["loss/reconstruction"] = self.reconstruction((n_a, h_a, a_to_p, f_a), (n_p, h_p, p_to_a, f_p))
+            total = total + cfg.reconstruction * out["loss/reconstruction"]
         if cfg.contrastive > 0:
             out["loss/contrastive"] = self.contrastive(batch, (n_a, h_a, a_to_p), (n_p, h_p, p_to_a))
             total = total + cfg.contrastive * out["loss/contrastive"]
@@ -408,6 +436,13 @@ class Wav2TokObjective(nn.Module):
         forward = aligned_contrastive(h_a, n_a, h_p, n_p, a_to_p, batch["label"], cfg.contrastive_temp, label_free)
         backward = aligned_contrastive(h_p, n_p, h_a, n_a, p_to_a, batch["label"], cfg.contrastive_temp, label_free)
         return (forward + backward) / 2
+
+    def reconstruction(self, anchor: tuple[torch.Tensor, ...], positive: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The correspondence term in both directions, averaged; each view is ``(frame counts (B,), unit frames
+        (B, T, D), partner frames in the other view (B, T), input features (B, T, F))``."""
+        (n_a, h_a, a_to_p, f_a), (n_p, h_p, p_to_a, f_p) = anchor, positive
+        return (correspondence_loss(h_a, n_a, a_to_p, f_p, self.decoder)
+                + correspondence_loss(h_p, n_p, p_to_a, f_a, self.decoder)) / 2
 
     def training_state(self) -> dict[str, Any]:
         """What training needs beyond the model: the config and the teacher's and similarity's tensors."""

@@ -50,6 +50,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     "token_prediction": ("objective", "token_prediction"),
     "token_prediction_temp": ("objective", "token_prediction_temp"),
     "token_prediction_soft": ("objective", "token_prediction_soft"),
+    "reconstruction": ("objective", "reconstruction"),
     "input_dim": ("run", "input_dim"),
     # features
     "sr": ("features", "sr"), "features": ("features", "kind"), "n_fft": ("features", "n_fft"),
@@ -129,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     flag("token_prediction", type=float, help="weight of aligned token prediction in the EM stage (0: off)")
     flag("token_prediction_temp", type=float, help="temperature of aligned token prediction")
     boolean("token_prediction_soft", "1: predict the partner's posterior instead of its token")
+    flag("reconstruction", type=float, help="weight of predicting each frame's aligned partner's input features "
+                                            "(correspondence autoencoder; 0: off)")
     for name in ("device", "name", "save_dir", "load_dir"):
         flag(name)
     for name in ("use_cosine", "diversity_per_clip", "is_dict", "is_triplet", "is_single", "is_pairwise", "apply_augmentation",
