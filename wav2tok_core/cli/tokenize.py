@@ -133,23 +133,22 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``tokenize``, ``index`` and ``search`` to the ``wav2tok`` command."""
-    p = add_command(subparsers, "tokenize", cmd_tokenize, help="token strings for audio files, folders or manifests")
-    p.add_argument("inputs", nargs="+", help="audio files, folders, or .json/.csv manifests")
-    p.add_argument("--model", required=True, help="model or training checkpoint (.pt)")
-    p.add_argument("--out", help="write JSON {items: [{path, tokens}], failed: [...]} here instead of printing")
-    add_job_options(p)
-    add_shard_options(p)
-    add_threads_option(p)
+    def batch_job(name: str, command, help: str, out_help: str, out_required: bool) -> argparse.ArgumentParser:
+        """tokenize and index: inputs, a model, an output, and the job, shard and thread options."""
+        p = add_command(subparsers, name, command, help=help)
+        p.add_argument("inputs", nargs="+", help="audio files, folders, or .json/.csv manifests")
+        p.add_argument("--model", required=True, help="model or training checkpoint (.pt)")
+        p.add_argument("--out", required=out_required, help=out_help)
+        add_job_options(p)
+        add_shard_options(p)
+        add_threads_option(p)
+        return p
 
-    p = add_command(subparsers, "index", cmd_index, help="tokenize clips into a searchable token index")
-    p.add_argument("inputs", nargs="+", help="manifests (.json/.csv), audio files or folders")
-    p.add_argument("--model", required=True, help="model or training checkpoint (.pt)")
-    p.add_argument("--out", required=True, help="index file to write (.npz)")
+    batch_job("tokenize", cmd_tokenize, "token strings for audio files, folders or manifests",
+              "write JSON {items: [{path, tokens}], failed: [...]} here instead of printing", False)
+    p = batch_job("index", cmd_index, "tokenize clips into a searchable token index", "index file to write (.npz)", True)
     p.add_argument("--split", help="index only the manifest items of this split (e.g. test)")
     p.add_argument("--ngram", type=int, default=2, choices=(1, 2, 3), help="n-gram order of the candidate index")
-    add_job_options(p)
-    add_shard_options(p)
-    add_threads_option(p)
 
     p = add_command(subparsers, "search", cmd_search, help="search a token index with query audio")
     p.add_argument("queries", nargs="+", help="query audio files, folders or manifests")
