@@ -3,11 +3,12 @@
     python benchmarks/fsdd_ablation.py --fsdd path/to/fsdd --out runs/fsdd_ablation \
         --variants temp=0.05 temp=0.2 apply_augmentation=false iter_clust=25,EPOCHS=4 [--seeds 0]
 
-A variant is comma-separated ``flag=value`` overrides of the speech recipe, configs/speech.yaml (training flag names;
-scalar values, read as YAML: ``0.05``, ``false``, ``200``); ``recipe`` is the recipe itself. Each variant trains
-on the standard speaker split and is evaluated like ``fsdd_results.py`` with ``wav2tok`` and
-``dtw-encoder`` only (about 5 min per run on 2 cores). Writes each variant's runs under ``OUT/<variant>/``
-and prints one table of vanilla / stretched / shifted MRR, mean over the seeds.
+A variant is comma-separated ``flag=value`` overrides of the speech recipe, configs/speech.yaml (training flag
+names; scalar values, read as YAML: ``0.05``, ``false``, ``200``); ``recipe`` is the recipe itself. Each variant
+trains on the standard speaker split (or ``--split takes|words``) and is evaluated like ``fsdd_results.py``,
+with ``wav2tok`` and ``dtw-encoder`` unless ``--methods`` says otherwise (about 5 min per run on 2 cores).
+Writes each variant's runs under ``OUT/<variant>/`` and prints one table of vanilla / stretched / shifted MRR,
+mean over the seeds.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import yaml
 from fsdd_results import RECIPE, fsdd_data
 from seed_runs import run_seeds
 
+from wav2tok_core.data.fsdd import SPLITTERS
 from wav2tok_core.eval.config import EvalConfig
 from wav2tok_core.runtime import configure
 from wav2tok_core.train.recipe import FLAGS
@@ -48,11 +50,12 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--methods", nargs="+", default=list(METHODS), help=f"evaluation methods (default: {METHODS})")
+    p.add_argument("--split", choices=sorted(SPLITTERS), default="speakers", help="FSDD split (see fsdd_results.py)")
     args = p.parse_args()
     variants = {text: parse_variant(text) for text in args.variants}
     configure(threads=args.threads)
     out = Path(args.out)
-    manifest, test, train = fsdd_data(args.fsdd, out)
+    manifest, test, train = fsdd_data(args.fsdd, out, args.split)
     rows = []
     for text, overrides in variants.items():
         summary = run_seeds(RECIPE, overrides, manifest, test, train,
