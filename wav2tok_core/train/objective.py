@@ -344,11 +344,14 @@ class Wav2TokObjective(nn.Module):
 
         Args:
             batch: ``{"anchor": (waves, lengths), "positive": (...), optionally "negative": (...)}``,
-                waves ``(B, N)`` at the model's sample rate.
+                waves ``(B, N)`` at the model's sample rate, and ``"copy"``, ``"label"`` ``(B,)`` (see
+                :mod:`wav2tok_core.train.data`; needed by the aligned terms only).
 
         Returns:
-            ``{"loss/total", "loss/matching", "loss/ctc_xy", "loss/ctc_yx", "loss/diversity"
-            [, "loss/triplet"], "stats/compression"}``: scalars; ``loss/total`` carries the gradient.
+            Scalars; ``loss/total`` carries the gradient. EM stage: ``{"loss/total", "loss/matching",
+            "loss/ctc_xy", "loss/ctc_yx", "loss/diversity" [, "loss/triplet", "loss/contrastive",
+            "loss/token_prediction", "loss/reconstruction"], "stats/compression"}``, the bracketed terms when
+            enabled. Stage I: ``{"loss/total", "loss/contrastive" [, "loss/reconstruction"]}``.
         """
         cfg, model = self.config, self.model
         f_a, n_a = model.features(*batch["anchor"])  # (B, Ta, F), computed once for student and teacher
