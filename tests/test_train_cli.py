@@ -223,3 +223,12 @@ def test_val_speaker_holds_one_training_speaker_out() -> None:
 def test_val_speaker_needs_speaker_ids(tiny_data, tmp_path) -> None:
     with pytest.raises(ConfigError, match="no speaker ids"):
         built(tiny_data, tmp_path, "--val_speaker", "auto")
+
+
+def test_every_train_flag_has_help_text() -> None:
+    from wav2tok_core.train.recipe import build_parser
+
+    actions = [a for a in build_parser()._actions if a.dest != "help"]
+    assert {a.dest for a in actions} >= set(FLAGS)
+    bare = [a.dest for a in actions if not a.help or len(a.help) < 10 or a.help == a.dest]
+    assert not bare, f"flags without help text: {bare}"

@@ -79,6 +79,64 @@ FLAGS: dict[str, tuple[str, str]] = {
 DEBUG_CLIPS = 32  # --debug keeps this many training and validation clips
 
 
+# Help text of every flag without its own below (defaults: see the config classes and `--config` files).
+HELP = {
+    "emb_dim": "encoder output size (BiLSTM: half per direction; default 256)",
+    "num_tokens": "codebook size K (default 50)",
+    "num_layers": "BiLSTM or Transformer layers (default 2)",
+    "nhead": "Transformer attention heads (emb_dim must divide by it)",
+    "iter_clust": "E-step (k-means codebook) every this many steps (default 500)",
+    "batch_size": "pairs per step, global under torchrun (default 4)",
+    "EPOCHS": "passes over the training data (default 100)",
+    "autosave": "keep epoch_N.pt every this many epochs (0: never; default 5)",
+    "patience": "stop after this many epochs without a better validation metric (0: never; default 5)",
+    "epoch_start": "epoch number to count from (default: the loaded checkpoint's)",
+    "seed": "seed of weights, sampling, augmentation and dropout",
+    "num_workers": "DataLoader worker processes (augmentation runs there)",
+    "threads": "CPU threads of torch, numba and rapidfuzz (default: one per core; 1 on a busy 2-core machine)",
+    "sr": "sample rate every clip is resampled to (Hz; default 16000)",
+    "n_fft": "STFT window and FFT size (default 1024)",
+    "hop_length": "frame step in samples (default 256)",
+    "n_mels": "mel bands of logmel and of the MFCC filterbank (default 64)",
+    "temp": "logit temperature: logits = cos(h, e) / temp (default 0.1)",
+    "alpha": "weight of the CTC term X -> tokens(X') (default 0.01)",
+    "beta": "weight of the CTC term X' -> tokens(X) (default 0.01)",
+    "dropout": "dropout between encoder layers (default 0.25)",
+    "triplet_margin": "triplet mode: hinge margin in nats per token (default 1.0)",
+    "diversity": "weight of a codebook-usage entropy term (not in the paper; default 0)",
+    "cluster_split": "fraction of training clips each E-step clusters (default 1.0)",
+    "subdata_split": "with sample_subdataset: fraction of anchors per epoch (default 0.1)",
+    "clip_duration": "with clip: seconds kept by the random crop (default 3.0)",
+    "learning_rate": "Adam learning rate, warmed up then decayed linearly (default 0.002)",
+    "warmup": "fraction of the steps with linear warm-up (default 0.08)",
+    "f0_min": "pitch features: lowest f0 searched (Hz; default 60)",
+    "f0_max": "pitch features: highest f0 searched (Hz; default 1000)",
+    "grad_clip": "max gradient norm, or None (default 10)",
+    "train_steps": "stop after this many steps (default: epochs x batches per epoch)",
+    "load_model_epochid": "with load_dir: load epoch_N.pt instead of last.pt",
+    "device": "auto (CUDA when present), cpu, cuda or cuda:N",
+    "name": "run name: the run folder is save_dir/name (default TrialTok)",
+    "save_dir": "parent folder of run folders (default weights)",
+    "load_dir": "resume from a run name under save_dir or a run folder, or warm-start from a .pt file",
+    "aug_pitch": "pitch shift range of augmented views, semitones",
+    "aug_stretch": "time-stretch rate range of augmented views",
+    "aug_noise_snr": "noise SNR range of augmented views, dB",
+    "aug_gain": "gain range of augmented views, dB",
+    "use_cosine": "1: the matching loss scores prototypes by cosine instead of the learned similarity",
+    "diversity_per_clip": "1: the diversity term's entropy is per clip (default), 0: over the batch",
+    "is_dict": "1: the data is grouped by class and positives are other clips of the anchor's class",
+    "is_triplet": "1: add a negative from another class and a hinge term",
+    "is_single": "1: the positive is always an augmented copy of the anchor",
+    "is_pairwise": "pairs of views (the default mode; set is_triplet or is_single instead of 0)",
+    "apply_augmentation": "1: also augment the sampled positive of dict data",
+    "positive_other_speaker": "1: dict data takes the positive from another speaker of the class (needs speakers)",
+    "same_length": "1: time-stretch the positive and negative to the anchor's length",
+    "clip": "1: random crop of every clip to clip_duration",
+    "sample_subdataset": "1: a fresh random subset of anchors each epoch (subdata_split)",
+    "progress": "1: progress bars (default)",
+}
+
+
 def parse_bool(text: str | bool) -> bool:
     """Reference spellings: True/False, 1/0 (also yes/no, on/off), any case."""
     if isinstance(text, bool):
@@ -99,8 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wav2tok train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     s = argparse.SUPPRESS  # unset flags stay absent, so YAML values and defaults show through
-    flag = lambda name, **kw: p.add_argument(f"--{name}", default=s, **kw)  # noqa: E731
-    boolean = lambda name, help: flag(name, type=parse_bool, nargs="?", const=True, help=help)  # noqa: E731
+    def flag(name: str, **kw: Any) -> None:
+        kw.setdefault("help", HELP.get(name))
+        p.add_argument(f"--{name}", default=s, **kw)
+
+    def boolean(name: str, help: str | None = None) -> None:
+        flag(name, type=parse_bool, nargs="?", const=True, help=help or HELP[name])
+
     p.add_argument("--config", help="YAML/JSON file with any of these flags as keys")
     flag("dataset", help="NAME of {bin_dir}/NAME.bin, or a path to a .bin/.json/.csv manifest")
     flag("val_speaker", help="validate on this training speaker (held out of training; 'auto' picks one) "
@@ -136,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         flag(name)
     for name in ("use_cosine", "diversity_per_clip", "is_dict", "is_triplet", "is_single", "is_pairwise", "apply_augmentation",
                  "positive_other_speaker", "same_length", "clip", "sample_subdataset", "progress"):
-        boolean(name, FLAGS[name][1])
+        boolean(name)
     for name in ("aug_pitch", "aug_stretch", "aug_noise_snr", "aug_gain"):
         flag(name, type=float, nargs=2, metavar=("LOW", "HIGH"))
     return p
