@@ -60,7 +60,7 @@ def add_command(subparsers: argparse._SubParsersAction, name: str, command: Comm
 
 
 def add_threads_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int, help="torch and numba worker threads (default: one per core)")
+    p.add_argument("--threads", type=int, help="torch, numba and rapidfuzz worker threads (default: one per core)")
 
 
 def add_shard_options(p: argparse.ArgumentParser) -> None:
