@@ -8,6 +8,7 @@ same code path serves both. Collectives used by the Trainer and the E-step live 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,10 +62,23 @@ def setup(device: str = "auto") -> tuple[DistContext, torch.device]:
     return context(), dev
 
 
-def cleanup() -> None:
-    """Leave the process group (end of a distributed run)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def cleanup(timeout_s: float = 60.0) -> None:
+    """Leave the process group (end of a distributed run).
+
+    The ranks first wait for each other (gloo: at most ``timeout_s``), so no rank tears its connections down
+    while another still uses them: a rank leaving early made its peer abort at exit ("terminate called
+    without an active exception") now and then.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=timedelta(seconds=timeout_s))
+        else:
+            dist.barrier()
+    except RuntimeError:
+        pass  # a rank that failed or left cannot be waited for: leave anyway
+    dist.destroy_process_group()
 
 
 def all_gather_objects(obj: Any) -> list[Any]:
