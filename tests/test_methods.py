@@ -110,3 +110,12 @@ def test_kmeans_encoder_quantises_the_models_frames_with_a_fresh_codebook(data) 
     waves = [model.load_clips([it.path])[0] for it in data["test"]]
     strings = method.encode([EvalClip(it, w) for it, w in zip(data["test"], waves)])
     assert strings == [collapse(t) for t in method.model.frame_tokens(waves)]
+
+
+def test_the_string_forms_of_the_model_tokens(data) -> None:
+    model = data["model"]
+    collapsed, repeats = build_methods(["wav2tok-collapsed", "wav2tok-repeats"], model, [])
+    waves = model.load_clips([it.path for it in data["test"]])
+    frames = [t.tolist() for t in model.frame_tokens(waves)]
+    assert repeats.tokenize(waves) == frames and collapsed.tokenize(waves) == [collapse(f) for f in frames]
+    assert any(len(f) > len(collapse(f)) for f in frames)

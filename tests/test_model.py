@@ -1,6 +1,7 @@
 """Model invariants over options: token ranges, collapse, padding, seeding, persistence."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -103,6 +104,18 @@ def test_pitch_checkpoints_saved_before_pitch_repr_load_as_contour(tmp_path) -> 
     assert loaded.config == contour and loaded.config.input_dim == 4
     assert loaded.tokenize(clips()) == model.tokenize(clips())
     assert load_model(model.save(tmp_path / "new.pt")).config.features.pitch_repr == "contour"
+
+
+def test_keep_repeats_gives_the_frame_tokens_and_travels_with_the_model(tmp_path) -> None:
+    model = trained_codebook_model(dataclasses.replace(CONFIGS["lstm-mfcc"]))  # a copy: the test changes it
+    frames = [t.tolist() for t in model.frame_tokens(clips())]
+    collapsed = model.tokenize(clips())
+    assert model.tokenize(clips(), keep_repeats=True) == frames and any(len(f) > len(c) for f, c in zip(frames, collapsed))
+    model.config.keep_repeats = True
+    loaded = load_model(model.save(tmp_path / "m.pt"))
+    assert loaded.config.keep_repeats and loaded.tokenize(clips()) == frames
+    assert loaded.tokenize(clips(), keep_repeats=False) == collapsed
+    assert loaded.config.fits_weights_of(CONFIGS["lstm-mfcc"]) and not CONFIGS["lstm-mfcc"].keep_repeats  # strings only: the weights fit either way
 
 
 def test_corrupt_checkpoint_is_refused_by_name(tmp_path) -> None:

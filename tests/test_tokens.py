@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wav2tok_core.model.tokens import collapse, collapse_batch, runs, token_spans
+from wav2tok_core.model.tokens import collapse, collapse_batch, runs, token_spans, token_string
 
 frame_lists = st.lists(st.integers(0, 4), min_size=0, max_size=40)
 
@@ -35,3 +35,17 @@ def test_the_batched_collapse_agrees_with_collapse(rows: list[list[int]]) -> Non
 def test_tensors_and_examples() -> None:
     assert collapse(torch.tensor([3, 3, 7, 7, 3])) == [3, 7, 3] and collapse([]) == []
     assert token_spans([3, 3, 5], 0.25) == [(3, 0.0, 0.5), (5, 0.5, 0.75)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(frame_lists)
+def test_kept_repeats_give_one_token_and_one_frame_span_per_frame(frames: list[int]) -> None:
+    assert token_string(frames, keep_repeats=True) == frames
+    assert token_string(frames) == collapse(frames)
+    spans = token_spans(frames, 0.5, keep_repeats=True)
+    assert [(t, s, e) for t, s, e in spans] == [(t, 0.5 * i, 0.5 * (i + 1)) for i, t in enumerate(frames)]
+
+
+def test_kept_repeats_example() -> None:
+    assert token_string(torch.tensor([3, 3, 7]), keep_repeats=True) == [3, 3, 7]
+    assert token_spans([3, 3, 5], 0.25, keep_repeats=True) == [(3, 0.0, 0.25), (3, 0.25, 0.5), (5, 0.5, 0.75)]

@@ -289,6 +289,19 @@ class EncoderKMeansTokens(ModelTokens):
         fit_model_codebook(self.model, list(context.train_waves), seed=context.seed, batch_size=context.batch_size)
 
 
+@register("wav2tok-collapsed", "wav2tok-repeats")
+class ModelTokenStrings(ModelTokens):
+    """``wav2tok-collapsed`` / ``wav2tok-repeats``: the model's tokens as collapsed strings, or with one token
+    per frame, whatever the model's ``keep_repeats`` says: what keeping durations in the strings changes."""
+
+    def __init__(self, name: str, context: MethodContext) -> None:
+        super().__init__(name, context)
+        self.keep_repeats = name.endswith("repeats")
+
+    def tokenize(self, waves: list[torch.Tensor]) -> list[list[int]]:
+        return self.model.tokenize(waves, batch_size=self.batch_size, keep_repeats=self.keep_repeats)
+
+
 @register(*(f"dtw-{kind}" for kind in BASELINE_KINDS))
 class FeatureDTW(DTWMethod):
     """``dtw-mfcc`` / ``dtw-logmel`` / ``dtw-pitch``: DTW (Euclidean local cost) over a baseline front end,

@@ -44,7 +44,7 @@ def _spot_wav2tok(model: Wav2Tok, queries: dict[str, torch.Tensor], recordings: 
     query_tokens = dict(zip(queries, model.tokenize(list(queries.values()), batch_size=batch_size)))
     strings, times = {}, {}
     for rid, frames in zip(recordings, model.frame_tokens(list(recordings.values()), batch_size=batch_size)):
-        spans = token_spans(frames, frame_s)
+        spans = token_spans(frames, frame_s, model.config.keep_repeats)
         strings[rid], times[rid] = [t for t, _, _ in spans], [(start, end) for _, start, end in spans]
     detections = spot_batch(query_tokens, strings, threshold=min_threshold, max_hits=1, token_times=times)
     return [d.scored_span(seconds=True) for d in detections]

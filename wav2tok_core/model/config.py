@@ -21,6 +21,8 @@ class ModelConfig:
     nhead: int = 4  # Transformer attention heads (emb_dim must divide by it)
     num_tokens: int = 50  # codebook size K (reference examples use 50)
     temp: float = 0.1  # logits = cos(h, e) / temp, also in the matching softmax
+    keep_repeats: bool = False  # token strings keep one token per frame instead of collapsing repeats (the
+    #                             paper's form): edit distance then weighs each token by its duration
 
     def __post_init__(self) -> None:
         require(self.emb_dim >= 4 and self.emb_dim % 2 == 0, "emb_dim", f"{self.emb_dim} must be even and >= 4")
@@ -43,5 +45,6 @@ class ModelConfig:
 
     def fits_weights_of(self, other: "ModelConfig") -> bool:
         """Whether weights trained under ``other`` fit this config: everything but dropout and temp (which
-        only shape training) must agree, so a model can be fine-tuned with another dropout or temp."""
-        return dataclasses.replace(self, dropout=other.dropout, temp=other.temp) == other
+        only shape training) and keep_repeats (which only shapes strings) must agree, so a model can be
+        fine-tuned with another dropout or temp."""
+        return dataclasses.replace(self, dropout=other.dropout, temp=other.temp, keep_repeats=other.keep_repeats) == other

@@ -15,7 +15,7 @@ import torch
 
 from ..audio.io import length_batches, load_audio, pad_batch, resample, to_wave
 from ..errors import AudioError
-from .tokens import collapse
+from .tokens import token_string
 
 # Inference batches hold at most this much audio (padded), so memory is bounded for any clip length.
 MAX_BATCH_SECONDS = 300.0
@@ -110,9 +110,11 @@ class Inference:
         return self._per_frame(self.load_clips(audio, sr), lambda h: self.logits(h).argmax(-1), batch_size, chunk_s)
 
     def tokenize(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32,
-                 chunk_s: float = 60.0) -> list[list[int]]:
-        """Token strings (consecutive repeats collapsed) per clip, ids in [0, K).
+                 chunk_s: float = 60.0, keep_repeats: bool | None = None) -> list[list[int]]:
+        """Token strings per clip, ids in [0, K): consecutive repeats collapsed, or one token per frame with
+        ``keep_repeats`` (default: the model config's).
 
         Clips longer than ``chunk_s`` seconds are tokenized in overlapping windows joined frame by frame.
         """
-        return [collapse(t.tolist()) for t in self.frame_tokens(audio, sr, batch_size, chunk_s)]
+        keep = self.config.keep_repeats if keep_repeats is None else keep_repeats
+        return [token_string(t, keep) for t in self.frame_tokens(audio, sr, batch_size, chunk_s)]

@@ -1,4 +1,4 @@
-"""Token strings from frame tokens: runs of equal tokens, collapsed strings, and their time spans.
+"""Token strings from frame tokens: runs of equal tokens, collapsed or per-frame strings, and their time spans.
 
 Every place that turns frame tokens into strings or spans (inference, training targets, spotting, figures)
 uses these functions.
@@ -28,12 +28,22 @@ def collapse(frame_tokens: Sequence[int] | np.ndarray | torch.Tensor) -> list[in
     return runs(frame_tokens)[0].tolist()
 
 
-def token_spans(frame_tokens: Sequence[int] | np.ndarray | torch.Tensor,
-                frame_s: float) -> list[tuple[int, float, float]]:
-    """Each token of the collapsed string with the seconds it covers, ``(token, start_s, end_s)``.
+def token_string(frame_tokens: Sequence[int] | np.ndarray | torch.Tensor, keep_repeats: bool = False) -> list[int]:
+    """The token string of frame tokens ``(T,)``: collapsed (:func:`collapse`), or with ``keep_repeats`` one
+    token per frame."""
+    if not keep_repeats:
+        return collapse(frame_tokens)
+    return np.asarray(frame_tokens.cpu() if torch.is_tensor(frame_tokens) else frame_tokens, dtype=np.int64).tolist()
 
-    Frame t covers ``[t, t + 1) * frame_s``; a token covers the frames of its run.
+
+def token_spans(frame_tokens: Sequence[int] | np.ndarray | torch.Tensor, frame_s: float,
+                keep_repeats: bool = False) -> list[tuple[int, float, float]]:
+    """Each token of the string (:func:`token_string`) with the seconds it covers, ``(token, start_s, end_s)``.
+
+    Frame t covers ``[t, t + 1) * frame_s``; a collapsed token covers the frames of its run.
     """
+    if keep_repeats:
+        return [(t, i * frame_s, (i + 1) * frame_s) for i, t in enumerate(token_string(frame_tokens, True))]
     ids, starts, ends = runs(frame_tokens)
     return [(int(t), int(s) * frame_s, int(e) * frame_s) for t, s, e in zip(ids, starts, ends)]
 

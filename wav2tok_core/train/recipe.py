@@ -39,7 +39,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     # class wav2tok
     "use_transformer": ("model", "use_transformer"), "emb_dim": ("model", "emb_dim"),
     "num_tokens": ("model", "num_tokens"), "num_layers": ("model", "num_layers"), "dropout": ("model", "dropout"),
-    "temp": ("model", "temp"), "nhead": ("model", "nhead"),
+    "temp": ("model", "temp"), "nhead": ("model", "nhead"), "keep_repeats": ("model", "keep_repeats"),
     # the objective's loss weights and targets
     "use_cosine": ("objective", "use_cosine"), "alpha": ("objective", "alpha"), "beta": ("objective", "beta"),
     "triplet_margin": ("objective", "triplet_margin"), "diversity": ("objective", "diversity"),
@@ -134,6 +134,8 @@ HELP = {
     "clip": "1: random crop of every clip to clip_duration",
     "sample_subdataset": "1: a fresh random subset of anchors each epoch (subdata_split)",
     "progress": "1: progress bars (default)",
+    "keep_repeats": "1: token strings keep one token per frame (durations count in edit distance); "
+                    "0: collapse repeats, as the paper (default)",
 }
 
 
@@ -198,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("device", "name", "save_dir", "load_dir"):
         flag(name)
     for name in ("use_cosine", "diversity_per_clip", "is_dict", "is_triplet", "is_single", "is_pairwise", "apply_augmentation",
-                 "positive_other_speaker", "same_length", "clip", "sample_subdataset", "progress"):
+                 "positive_other_speaker", "same_length", "clip", "sample_subdataset", "progress", "keep_repeats"):
         boolean(name)
     for name in ("aug_pitch", "aug_stretch", "aug_noise_snr", "aug_gain"):
         flag(name, type=float, nargs=2, metavar=("LOW", "HIGH"))
