@@ -22,6 +22,7 @@ from seed_runs import run_seeds
 
 from wav2tok_core.data.fsdd import SPLITTERS
 from wav2tok_core.eval.config import EvalConfig
+from wav2tok_core.eval.protocol import detect_protocol
 from wav2tok_core.runtime import configure
 from wav2tok_core.train.recipe import FLAGS
 
@@ -59,7 +60,8 @@ def main() -> None:
     rows = []
     for text, overrides in variants.items():
         summary = run_seeds(RECIPE, overrides, manifest, test, train,
-                            lambda seed: EvalConfig(cross_speaker=True, seed=seed, methods=tuple(args.methods)), args.seeds,
+                            lambda seed: EvalConfig(detect_protocol(test), cross_speaker=True, seed=seed,
+                                                   methods=tuple(args.methods)), args.seeds,
                             out / text.replace("=", "-").replace(",", "_"), args.threads)
         rows.append((text, summary["mean"]))
     print(f"\nFSDD cross-speaker MRR, mean over seeds {args.seeds}:")

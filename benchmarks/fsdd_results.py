@@ -11,7 +11,8 @@ Prints the markdown table per seed and the mean ± sample sd over seeds; writes 
 ``--split takes`` uses FSDD's own split instead (takes 0-4 of all six speakers are test, the other takes
 train): the test speakers are seen in training, and cross-speaker queries search the other five speakers.
 ``--split words`` trains on digits 0-4 of the training speakers and tests on digits 5-9 of the test speakers:
-words never trained on.
+words never trained on. ``--split loso-SPEAKER`` is one leave-one-speaker-out rotation: that speaker is never
+trained on, and its clips query takes 0-4 of the other five (trained on their takes 5-49).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from wav2tok_core.data.fsdd import SPLITTERS, ensure_fsdd, load_fsdd
 from wav2tok_core.data.manifest import ManifestItem
 from wav2tok_core.data.splits import write_split_outputs
 from wav2tok_core.eval.config import EvalConfig
+from wav2tok_core.eval.protocol import detect_protocol
 from wav2tok_core.runtime import configure
 from wav2tok_core.workbench.runs import asset
 
@@ -33,9 +35,9 @@ RECIPE = asset("configs/speech.yaml")  # the speech recipe (its comments say how
 METHODS = ("wav2tok", "dtw-encoder", "dtw-mfcc", "dtw-logmel", "vq-mfcc", "vq-logmel")
 
 
-def eval_config(seed: int) -> EvalConfig:
-    """Cross-speaker query by example over the test speakers."""
-    return EvalConfig(cross_speaker=True, seed=seed, methods=METHODS)
+def eval_config(seed: int, protocol: str = "query_by_example") -> EvalConfig:
+    """Cross-speaker retrieval over the test speakers (query by example; query vs targets for ``loso-*``)."""
+    return EvalConfig(protocol, cross_speaker=True, seed=seed, methods=METHODS)
 
 
 def fsdd_data(root: str, out: Path, split: str = "speakers") -> tuple[Path, list[ManifestItem], list[ManifestItem]]:
@@ -54,13 +56,16 @@ def main() -> None:
     p.add_argument("--epochs", type=int, help="override the recipe's EPOCHS")
     p.add_argument("--split", choices=sorted(SPLITTERS), default="speakers",
                    help="speakers: test speakers unseen (the README's table); takes: FSDD's own split; words: "
-                        "test digits 5-9 never trained on")
+                        "test digits 5-9 never trained on; loso-SPEAKER: that speaker's clips query the other five's "
+                        "takes 0-4, trained on their other takes")
     args = p.parse_args()
     configure(threads=args.threads)
     out = Path(args.out)
     manifest, test, train = fsdd_data(args.fsdd, out, args.split)
     overrides = {"EPOCHS": args.epochs} if args.epochs else {}
-    run_seeds(RECIPE, overrides, manifest, test, train, eval_config, args.seeds, out, args.threads)
+    protocol = detect_protocol(test)
+    run_seeds(RECIPE, overrides, manifest, test, train, lambda seed: eval_config(seed, protocol), args.seeds, out,
+              args.threads)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,16 @@ from hypothesis import strategies as st
 
 from wav2tok_core.cli import dataset as dataset_cli
 from wav2tok_core.data.folder import scan_folder
-from wav2tok_core.data.fsdd import (FSDD_COMMIT, MARKER, PART, download_fsdd, ensure_fsdd, is_complete, load_fsdd,
-                                    parse_name, standard_split, takes_split, urlopen_from, words_split)
+from wav2tok_core.data.fsdd import (FSDD_COMMIT, MARKER, PART, SPLITTERS, download_fsdd, ensure_fsdd, is_complete,
+                                    leave_one_speaker_out, load_fsdd, parse_name, standard_split, takes_split,
+                                    urlopen_from, words_split)
 from wav2tok_core.data.manifest import ManifestItem, read_manifest
 from wav2tok_core.data.reference_bin import read_reference_bin, read_reference_items
 from wav2tok_core.data.splits import (allocate, explicit_speaker_split, speaker_split, stratified_split,
                                       write_split_outputs)
 from wav2tok_core.data.summary import summarize
 from wav2tok_core.errors import FolderDatasetError, FsddError, SplitError
+from wav2tok_core.eval.protocol import detect_protocol
 from wav2tok_core.train.data import ClipStore, DataConfig, PairDataset
 
 SR = 16000
@@ -346,6 +348,23 @@ def test_fsdd_words_split_tests_on_digits_never_trained_on() -> None:
     assert {it.speaker for it in split if it.split == "test"} == {"george", "yweweler"}
     assert {it.speaker for it in split if it.split == "train"} == {"jackson", "nicolas", "theo", "lucas"}
     assert len(split) == 300  # half the digits of each side: 4 x 5 x 10 train/val + 2 x 5 x 10 test
+
+
+def test_leave_one_speaker_out_queries_come_from_the_held_out_voice_only() -> None:
+    speakers = ("jackson", "nicolas", "theo", "lucas", "george", "yweweler")
+    items = [parse_name(Path(f"/fsdd/recordings/{d}_{s}_{t}.wav")) for d in range(10) for s in speakers for t in range(50)]
+    split = SPLITTERS["loso-theo"](items, val_fraction=0.1, seed=0)
+    assert sorted(it.path for it in split) == sorted(it.path for it in items)  # every clip kept once
+    queries = [it for it in split if it.meta.get("role") == "query"]
+    targets = [it for it in split if it.meta.get("role") == "target"]
+    assert {it.speaker for it in queries} == {"theo"} and len(queries) == 500 and all(it.split == "test" for it in queries)
+    assert {it.speaker for it in targets} == set(speakers) - {"theo"} and {it.meta["take"] for it in targets} == set(range(5))
+    assert all(it.split == "test" for it in targets) and len(targets) == 250
+    trained = [it for it in split if it.split in ("train", "val")]
+    assert "theo" not in {it.speaker for it in trained} and min(it.meta["take"] for it in trained) == 5
+    assert detect_protocol([it for it in split if it.split == "test"]) == "query_vs_targets"
+    with pytest.raises(FsddError, match="'zed' is not an FSDD speaker"):
+        leave_one_speaker_out(items, "zed")
 
 
 def test_cli_fsdd_takes_split(fsdd_dir: Path, tmp_path: Path) -> None:

@@ -8,6 +8,9 @@ Standard split (used across the project): train speakers jackson, nicolas, theo 
 validation part carved from their clips per digit; test speakers george and yweweler (never seen in
 training or model selection).
 
+Leave-one-speaker-out (:func:`leave_one_speaker_out`, splits ``loso-<speaker>``): one speaker's clips query
+the other five speakers' takes 0-4; training uses the other five's other takes.
+
 Takes split (:func:`takes_split`, FSDD's own): takes 0-4 of every speaker are the test set, takes 5-49
 train (minus the same validation carve-out). Test speakers are seen in training, on other recordings:
 the easier, speaker-dependent protocol most FSDD results use.
@@ -26,6 +29,7 @@ you can pin it; pass it from then on.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import http.client
 import io
@@ -163,7 +167,25 @@ def words_split(items: Sequence[ManifestItem], val_fraction: float = 0.1, seed: 
     return [it for it in standard_split(items, val_fraction, seed) if it.label in keep[it.split]]
 
 
-SPLITTERS = {"speakers": standard_split, "takes": takes_split, "words": words_split}  # name -> splitter(items, ...)
+def leave_one_speaker_out(items: Sequence[ManifestItem], speaker: str, val_fraction: float = 0.1,
+                          seed: int = 0) -> list[ManifestItem]:
+    """One rotation of leave-one-speaker-out: ``speaker`` is never trained on and asks the queries.
+
+    Test: every clip of ``speaker`` (``meta["role"] = "query"``) and takes 0 to ``TEST_TAKES - 1`` of the other
+    speakers (role "target", the database); train: the other speakers' other takes, minus ``val_fraction`` of
+    them per digit (val). Evaluated query-vs-targets: each query searches the five other voices' held-out takes.
+    """
+    if speaker not in SPEAKERS:
+        raise FsddError(f"leave-one-speaker-out: {speaker!r} is not an FSDD speaker {list(SPEAKERS)}")
+    others = takes_split([it for it in items if it.speaker != speaker], val_fraction, seed)
+    held_out = [dataclasses.replace(it, split="test", meta={**it.meta, "role": "query"})
+                for it in items if it.speaker == speaker]
+    return held_out + [dataclasses.replace(it, meta={**it.meta, "role": "target"}) if it.split == "test" else it
+                       for it in others]
+
+
+SPLITTERS = {"speakers": standard_split, "takes": takes_split, "words": words_split,  # name -> splitter(items, ...)
+             **{f"loso-{s}": functools.partial(leave_one_speaker_out, speaker=s) for s in SPEAKERS}}
 
 
 # ------------------------------------------------------------------------------------------------ download
