@@ -34,7 +34,7 @@ from ..errors import EvalError
 from ..model.codebook import fit_model_codebook
 from ..model.inference import MAX_BATCH_SECONDS
 from ..model.wav2tok import Wav2Tok
-from ..search.index import edit_similarity_matrix
+from ..search.index import encode_tokens, string_similarity_matrix
 from .baselines import KMeansTokenizer, dtw_score_matrix
 from .conditions import EvalClip
 
@@ -138,9 +138,10 @@ class MethodContext:
 
 
 class TokenMethod:
-    """Token strings ranked by edit similarity (:func:`wav2tok_core.search.index.edit_similarity_matrix`).
+    """Token strings ranked by edit similarity (:func:`wav2tok_core.search.index.string_similarity_matrix`).
 
-    Subclasses define :meth:`tokenize`. Tokens are stored at 1 byte each (2 above 256 token ids, going by
+    Subclasses define :meth:`tokenize`. A representation is the encoded string an index stores
+    (:func:`~wav2tok_core.search.index.encode_tokens`), so the scoring time is what a search costs. Tokens are stored at 1 byte each (2 above 256 token ids, going by
     the model's ``num_tokens``).
     """
 
@@ -156,16 +157,16 @@ class TokenMethod:
         """Waveforms ``(N_i,)`` at the model's rate -> one token string each."""
         raise NotImplementedError
 
-    def encode(self, clips: Sequence[EvalClip]) -> list[list[int]]:
-        return self.tokenize([c.wave for c in clips]) if clips else []
+    def encode(self, clips: Sequence[EvalClip]) -> list[str]:
+        return [encode_tokens(t) for t in self.tokenize([c.wave for c in clips])] if clips else []
 
-    def score(self, queries: Sequence[list[int]], database: Sequence[list[int]]) -> np.ndarray:
-        return edit_similarity_matrix(queries, database)
+    def score(self, queries: Sequence[str], database: Sequence[str]) -> np.ndarray:
+        return string_similarity_matrix(queries, database)
 
-    def length(self, rep: list[int]) -> int:
+    def length(self, rep: str) -> int:
         return len(rep)
 
-    def nbytes(self, reps: Sequence[list[int]]) -> int:
+    def nbytes(self, reps: Sequence[str]) -> int:
         return sum(len(r) for r in reps) * self.bytes_per_token
 
 

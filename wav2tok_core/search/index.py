@@ -74,11 +74,12 @@ def encode_tokens(tokens: Sequence[int]) -> str:
 
 def edit_similarity_matrix(queries: Sequence[Sequence[int]], database: Sequence[Sequence[int]]) -> np.ndarray:
     """Similarities ``1 - normalised Levenshtein distance``, shape (n_queries, n_database), float64."""
-    return _similarity_matrix([encode_tokens(q) for q in queries], [encode_tokens(d) for d in database])
+    return string_similarity_matrix([encode_tokens(q) for q in queries], [encode_tokens(d) for d in database])
 
 
-def _similarity_matrix(queries: Sequence[str], choices: Sequence[str]) -> np.ndarray:
-    """Dense (len(queries), len(choices)) float64 similarities of encoded strings."""
+def string_similarity_matrix(queries: Sequence[str], choices: Sequence[str]) -> np.ndarray:
+    """Dense (len(queries), len(choices)) float64 similarities ``1 - normalised Levenshtein distance`` of
+    strings encoded by :func:`encode_tokens`."""
     if not queries or not choices:
         return np.zeros((len(queries), len(choices)))
     dist = process.cdist(queries, choices, scorer=Levenshtein.normalized_distance, dtype=np.float64, workers=runtime.workers())
@@ -345,7 +346,7 @@ class TokenIndex:
         chunk = max(1, _CELLS_PER_CHUNK // len(self._strings))
         results: list[list[Hit]] = []
         for begin in range(0, len(encoded), chunk):
-            scores = _similarity_matrix(encoded[begin:begin + chunk], self._strings)
+            scores = string_similarity_matrix(encoded[begin:begin + chunk], self._strings)
             for row, ex in zip(scores, excluded[begin:begin + chunk]):
                 row[ex] = -np.inf
                 top = _top_positions(row, k)
