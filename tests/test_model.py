@@ -118,6 +118,24 @@ def test_keep_repeats_gives_the_frame_tokens_and_travels_with_the_model(tmp_path
     assert loaded.config.fits_weights_of(CONFIGS["lstm-mfcc"]) and not CONFIGS["lstm-mfcc"].keep_repeats  # strings only: the weights fit either way
 
 
+def test_input_skip_keeps_the_input_features_in_every_frame_vector() -> None:
+    cfg = ModelConfig(num_tokens=6, emb_dim=16, input_skip=1000.0)
+    assert cfg.code_dim == 8 + 39
+    torch.manual_seed(0)
+    model = Wav2Tok(cfg).eval()
+    waves, lengths = pad_batch(clips()[:2])
+    with torch.no_grad():
+        h, frames = model.encode(waves, lengths)  # (2, T, 47)
+        feats, _ = model.features(waves, lengths)  # (2, T, 39)
+    assert h.shape[-1] == cfg.code_dim and torch.allclose(h.norm(dim=-1)[0, : frames[0]], torch.ones(int(frames[0])), atol=1e-5)
+    unit = torch.nn.functional.normalize(feats[0, : frames[0]], dim=-1)
+    assert torch.allclose(h[0, : frames[0], 8:], unit, atol=1e-4)  # a large weight leaves the features alone
+    fit_model_codebook(model, clips())
+    assert model.codebook.shape == (6, 47) and len(model.tokenize(clips())) == 5
+    with pytest.raises(Exception, match="input_skip"):
+        ModelConfig(input_skip=-1.0)
+
+
 def test_corrupt_checkpoint_is_refused_by_name(tmp_path) -> None:
     path = tmp_path / "bad.pt"
     path.write_bytes(b"garbage" * 10)

@@ -21,6 +21,8 @@ class ModelConfig:
     nhead: int = 4  # Transformer attention heads (emb_dim must divide by it)
     num_tokens: int = 50  # codebook size K (reference examples use 50)
     temp: float = 0.1  # logits = cos(h, e) / temp, also in the matching softmax
+    input_skip: float = 0.0  # > 0: each frame vector also holds the frame's input features, unit-normalised and
+    #                          weighted by this: what the encoder learns adds to the features instead of replacing them
     keep_repeats: bool = False  # token strings keep one token per frame instead of collapsing repeats (the
     #                             paper's form): edit distance then weighs each token by its duration
 
@@ -30,6 +32,8 @@ class ModelConfig:
         require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
         require(self.num_tokens >= 2, "num_tokens", f"{self.num_tokens} must be >= 2")
         require(math.isfinite(self.temp) and self.temp > 0, "temp", f"{self.temp} must be finite and > 0")
+        require(math.isfinite(self.input_skip) and self.input_skip >= 0, "input_skip",
+                f"{self.input_skip} must be finite and >= 0")
         if self.use_transformer:
             require(self.emb_dim % self.nhead == 0, "nhead", f"emb_dim {self.emb_dim} must divide by {self.nhead}")
 
@@ -39,9 +43,15 @@ class ModelConfig:
         return self.features.dim
 
     @property
-    def code_dim(self) -> int:
-        """Size of the projected space holding frame vectors h_t and codewords e_k."""
+    def proj_dim(self) -> int:
+        """Output size of the projection of the encoder frames."""
         return self.emb_dim // 2
+
+    @property
+    def code_dim(self) -> int:
+        """Size of the space holding frame vectors h_t and codewords e_k: the projection, plus the input
+        features with ``input_skip``."""
+        return self.proj_dim + (self.input_dim if self.input_skip > 0 else 0)
 
     def fits_weights_of(self, other: "ModelConfig") -> bool:
         """Whether weights trained under ``other`` fit this config: everything but dropout and temp (which

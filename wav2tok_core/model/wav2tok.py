@@ -37,7 +37,7 @@ class Wav2Tok(Inference, nn.Module):
                                                          config.dropout, config.nhead)
         else:
             self.encoder = LSTMEncoder(config.input_dim, config.emb_dim, config.num_layers, config.dropout)
-        self.proj = nn.Linear(config.emb_dim, config.code_dim)
+        self.proj = nn.Linear(config.emb_dim, config.proj_dim)
         # Set by k-means (the E-step), frozen during the M-step: a buffer, not a parameter.
         self.register_buffer("codebook", F.normalize(torch.randn(config.num_tokens, config.code_dim), dim=-1))
 
@@ -51,9 +51,15 @@ class Wav2Tok(Inference, nn.Module):
         return self.encode_features(feats, frame_lengths), frame_lengths
 
     def encode_features(self, feats: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
-        """Features ``(B, T, F)`` -> unit frame vectors h ``(B, T, D)``, zero on padded frames."""
+        """Features ``(B, T, F)`` -> unit frame vectors h ``(B, T, D)``, zero on padded frames.
+
+        With ``input_skip`` w > 0, h = unit([unit(proj(z)), w * unit(features)]) (D = proj_dim + F): the cosine
+        of two frames is then (cos of the learned parts + w^2 cos of the features) / (1 + w^2).
+        """
         z = self.encoder(feats, frame_lengths)  # (B, T, E)
-        h = F.normalize(self.proj(z), dim=-1)  # (B, T, D)
+        h = F.normalize(self.proj(z), dim=-1)  # (B, T, proj_dim)
+        if self.config.input_skip > 0:
+            h = F.normalize(torch.cat([h, self.config.input_skip * F.normalize(feats, dim=-1)], dim=-1), dim=-1)
         return h * frame_mask(frame_lengths, h.shape[1])[..., None]
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:

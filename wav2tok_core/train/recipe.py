@@ -40,6 +40,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     "use_transformer": ("model", "use_transformer"), "emb_dim": ("model", "emb_dim"),
     "num_tokens": ("model", "num_tokens"), "num_layers": ("model", "num_layers"), "dropout": ("model", "dropout"),
     "temp": ("model", "temp"), "nhead": ("model", "nhead"), "keep_repeats": ("model", "keep_repeats"),
+    "input_skip": ("model", "input_skip"),
     # the objective's loss weights and targets
     "use_cosine": ("objective", "use_cosine"), "alpha": ("objective", "alpha"), "beta": ("objective", "beta"),
     "triplet_margin": ("objective", "triplet_margin"), "diversity": ("objective", "diversity"),
@@ -134,6 +135,7 @@ HELP = {
     "clip": "1: random crop of every clip to clip_duration",
     "sample_subdataset": "1: a fresh random subset of anchors each epoch (subdata_split)",
     "progress": "1: progress bars (default)",
+    "input_skip": "weight of the input features kept in every frame vector beside the learned part (0: off)",
     "keep_repeats": "1: token strings keep one token per frame (durations count in edit distance); "
                     "0: collapse repeats, as the paper (default)",
 }
@@ -177,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("emb_dim", "num_tokens", "num_layers", "nhead", "iter_clust", "batch_size", "EPOCHS", "autosave",
                  "patience", "epoch_start", "seed", "num_workers", "threads", "sr", "n_fft", "hop_length", "n_mels"):
         flag(name, type=int)
-    for name in ("temp", "alpha", "beta", "dropout", "triplet_margin", "diversity", "cluster_split", "subdata_split",
+    for name in ("temp", "input_skip", "alpha", "beta", "dropout", "triplet_margin", "diversity", "cluster_split", "subdata_split",
                  "clip_duration", "learning_rate", "warmup", "f0_min", "f0_max"):
         flag(name, type=float)
     flag("grad_clip", type=lambda t: None if t.lower() == "none" else float(t))
