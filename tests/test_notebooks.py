@@ -9,7 +9,8 @@ import papermill as pm
 import pytest
 
 from wav2tok_core.errors import NotebookError
-from wav2tok_core.workbench.pipeline import NOTEBOOKS, run_pipeline
+from wav2tok_core.config import load_config_file
+from wav2tok_core.workbench.pipeline import NOTEBOOKS, notebook_parameters, run_pipeline
 from wav2tok_core.workbench.runs import asset
 
 NOTEBOOK_DIR = asset("notebooks")
@@ -36,9 +37,15 @@ def read(run: Path, stage: str) -> dict:
     return json.loads((run / stage / "results.json").read_text())
 
 
-def test_all_notebooks_run_headlessly_and_record_results(tmp_path) -> None:
-    run = tmp_path / "run"
-    timings = run_pipeline(CI_PARAMS, run, cell_timeout=900)  # a hung cell fails the test instead of CI
+def test_all_notebooks_run_headlessly_and_record_results(tmp_path, monkeypatch) -> None:
+    """The main job from a working folder that is not the workbench home; then every notebook again as
+    JupyterLab runs it: from notebooks/, with the relative run_dir of the parameters."""
+    monkeypatch.setenv("WAV2TOK_HOME", str(tmp_path / "home"))  # relative paths resolve here (kernels inherit it)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = tmp_path / "home" / "run"
+    timings = run_pipeline(CI_PARAMS, "run", cell_timeout=900, cwd=elsewhere)  # a hung cell fails, not CI
+    assert not list(elsewhere.iterdir())  # nothing written relative to the kernel's folder
     assert list(timings) == list(NOTEBOOKS)
     assert {p.name for p in (run / "notebooks").glob("*.ipynb")} == {f"{n}.ipynb" for n in NOTEBOOKS}
 
@@ -69,6 +76,16 @@ def test_all_notebooks_run_headlessly_and_record_results(tmp_path) -> None:
     assert inspector["tokens"] and len(inspector["neighbours"]) == 3
     for png in ("01_data/durations.png", "02_train/training_curves.png", "05_inspector/inspector_static.png"):
         assert (run / png).stat().st_size > 10_000, png
+
+    before = sorted(p.relative_to(NOTEBOOK_DIR) for p in NOTEBOOK_DIR.rglob("*"))
+    executed = tmp_path / "from_notebooks"
+    for name in NOTEBOOKS:  # default run_dir-style relative paths, kernel in notebooks/ as in JupyterLab
+        params = notebook_parameters(load_config_file(CI_PARAMS), name, Path("run"), NOTEBOOK_DIR / f"{name}.ipynb")
+        assert params["run_dir"] == "run"
+        pm.execute_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb"), str(executed / f"{name}.ipynb"), parameters=params,
+                            cwd=str(NOTEBOOK_DIR), kernel_name="python3", progress_bar=False, execution_timeout=900)
+    assert sorted(p.relative_to(NOTEBOOK_DIR) for p in NOTEBOOK_DIR.rglob("*")) == before  # no notebooks/run/
+    assert read(run, "05_inspector")["tokens"] and (run / "02_train" / "model.pt").is_file()
 
 
 def fake_notebook_dir(tmp_path: Path, body: str) -> Path:

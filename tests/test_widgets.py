@@ -1,6 +1,10 @@
 """Token inspector logic, alignment, and the figures it draws (no browser needed)."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +14,7 @@ from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.tokens import token_spans
 from wav2tok_core.model.wav2tok import Wav2Tok
 from wav2tok_core.search.index import TokenIndex
+from wav2tok_core.workbench.viz import figure_png, token_colors
 from wav2tok_core.workbench.widgets import GAP, TokenInspector, align_tokens, inspector_widget
 
 
@@ -55,10 +60,27 @@ def test_augmentation_changes_the_audio_and_the_tokens(inspector) -> None:
 
 
 def test_figure_html_and_widget_render_without_a_browser(inspector) -> None:
-    view = inspector.view(1)
+    view = inspector.view(1, stretch=1.25, shift=-2.0)
+    open_figures = plt.get_fignums()
     fig = inspector.figure(view)
-    assert len(fig.axes) == 2
+    assert len(fig.axes) == 2 and plt.get_fignums() == open_figures  # outside pyplot: nothing can show it half-drawn
+    assert "time stretch x1.25, pitch shift -2 semitones" in fig.axes[0].get_title()
+    png = figure_png(fig)
+    assert png.startswith(b"\x89PNG") and len(png) > 5_000
     html = inspector.neighbours_html(view)
     assert html.count("<tr>") == 2 * len(view.neighbours) and view.token_string in html
+    assert html.count("<i>query</i>") == html.count("<i>neighbour</i>") == len(view.neighbours)
+    assert html.count("<audio controls") == len(view.neighbours) and "data:audio/wav;base64," in html
+    for n in view.neighbours:
+        assert Path(n.hit.id).name in html
+    assert "1 = identical, higher = closer" in html
+    assert "<audio" not in inspector.neighbours_html(view, players=False)
     box = inspector_widget(inspector)
     assert len(box.children) == 2
+    assert [c.description for c in box.children[0].children] == ["clip", "time stretch (rate)", "pitch shift (semitones)"]
+
+
+def test_token_colours_of_neighbouring_ids_differ() -> None:
+    colors = token_colors(200)
+    assert colors.shape == (200, 4) and np.all((0 <= colors) & (colors <= 1))
+    assert np.abs(np.diff(colors[:, :3], axis=0)).sum(axis=1).min() > 0.3

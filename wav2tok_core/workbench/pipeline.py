@@ -86,11 +86,12 @@ def notebook_parameters(params: dict[str, Any], name: str, run_dir: Path, notebo
 
 def run_pipeline(params_file: str | os.PathLike | None, run_dir: str | os.PathLike,
                  only: Sequence[str] = NOTEBOOKS, notebook_dir: Path | None = None,
-                 cell_timeout: float = CELL_TIMEOUT_S) -> dict[str, float]:
+                 cell_timeout: float = CELL_TIMEOUT_S, cwd: str | os.PathLike | None = None) -> dict[str, float]:
     """Execute the notebooks in order; returns seconds per notebook (also in ``timings.json``).
 
     Notebooks come from ``notebook_dir`` (default: the workbench's ``notebooks/``, see :func:`runs.asset`);
-    a relative ``run_dir`` is taken relative to :func:`runs.home`, which is also the kernels' working folder.
+    a relative ``run_dir`` is taken relative to :func:`runs.home`, which is also the kernels' working folder
+    unless ``cwd`` names another (the notebooks resolve their paths against :func:`runs.home` wherever they run).
     A cell that raises, or that has not finished after ``cell_timeout`` seconds, stops the run with a
     :class:`NotebookError` naming the notebook and the cell; the executed copy is kept for inspection.
     """
@@ -116,7 +117,7 @@ def run_pipeline(params_file: str | os.PathLike | None, run_dir: str | os.PathLi
         try:
             pm.execute_notebook(str(notebook_dir / f"{name}.ipynb"), str(executed),
                                 parameters=notebook_parameters(params, name, run_dir, notebook_dir / f"{name}.ipynb"),
-                                cwd=str(home()),
+                                cwd=str(cwd or home()),
                                 kernel_name="python3", progress_bar=False, execution_timeout=cell_timeout)
         except pm.PapermillExecutionError as err:
             raise NotebookError(f"notebook {name} failed in {_cell(executed)}: {err.ename}: {err.evalue} "

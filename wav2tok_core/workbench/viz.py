@@ -1,16 +1,22 @@
 """Figures for the notebooks: every function returns a matplotlib Figure and never calls ``show``.
 
+:func:`tokens_over_spectrogram`, which the interactive inspector redraws from widget callbacks, builds its
+figure outside pyplot: a figure pyplot does not know of cannot be shown and closed half-drawn by the inline
+backend's end-of-execution hook, which ipykernel may run on another thread. Show such a figure with
+``display(fig)``, or as PNG bytes (:func:`figure_png`).
+
 Shapes: T frames, K tokens, D code size.
 """
 from __future__ import annotations
 
-import math
+import io
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import hsv_to_rgb
 from matplotlib.figure import Figure
 
 from ..audio.config import FeatureConfig
@@ -26,14 +32,19 @@ def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     return path
 
 
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """``fig`` rendered completely as PNG bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
 def token_colors(num_tokens: int) -> np.ndarray:
-    """A distinct RGBA colour per token id ``(K, 4)`` (tab20 cycled with varying lightness)."""
-    base = plt.get_cmap("tab20")(np.arange(20))
-    reps = math.ceil(num_tokens / 20)
-    shades = [base * (1 - 0.35 * r / max(reps, 1)) + 0.35 * r / max(reps, 1) for r in range(reps)]
-    colors = np.concatenate(shades)[:num_tokens]
-    colors[:, 3] = 1.0
-    return colors
+    """An RGBA colour per token id ``(K, 4)``: hues step by the golden ratio and saturation and brightness
+    alternate, so neighbouring ids (which often follow each other in a string) never look alike."""
+    k = np.arange(num_tokens)
+    hsv = np.stack([(k * 0.618034) % 1.0, 0.55 + 0.35 * (k % 2), 0.95 - 0.25 * ((k // 2) % 2)], axis=1)
+    return np.concatenate([hsv_to_rgb(hsv), np.ones((num_tokens, 1))], axis=1)
 
 
 def duration_histogram(durations: Mapping[str, Sequence[float]]) -> Figure:
@@ -72,8 +83,10 @@ def spectrogram_grid(waves: Sequence[torch.Tensor], titles: Sequence[str], sr: i
 def tokens_over_spectrogram(wave: torch.Tensor, sr: int, frame_tokens: Sequence[int], hop_s: float,
                             num_tokens: int, title: str = "") -> Figure:
     """Spectrogram with a coloured band of token segments below it; segments wide enough to read carry
-    their token id, and thin white lines mark every token change on the spectrogram."""
-    fig, (ax, band) = plt.subplots(2, 1, figsize=(9, 3.6), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
+    their token id, and thin white lines mark every token change on the spectrogram. Built outside pyplot
+    (see the module docstring)."""
+    fig = Figure(figsize=(9, 3.6))
+    ax, band = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [4, 1]})
     spectrogram(wave, sr, ax, title)
     ax.set_xlabel("")
     duration = wave.numel() / sr

@@ -6,10 +6,13 @@ only lays it out with ipywidgets (imported on call, so the core install does not
 """
 from __future__ import annotations
 
+import base64
 import html
+import io
 from dataclasses import dataclass
 from typing import Sequence
 
+import soundfile as sf
 import torch
 from matplotlib.figure import Figure
 from rapidfuzz.distance import Levenshtein
@@ -18,9 +21,17 @@ from ..audio.augment import pitch_shift, time_stretch
 from ..data.manifest import ManifestItem
 from ..model.wav2tok import Wav2Tok
 from ..search.index import Hit, TokenIndex, encode_tokens
-from .viz import tokens_over_spectrogram
+from .viz import figure_png, tokens_over_spectrogram
 
 GAP = "·"
+
+
+def audio_player(wave: torch.Tensor, sr: int) -> str:
+    """An HTML ``<audio>`` element holding ``wave`` ``(N,)`` as an embedded 16-bit WAV."""
+    buffer = io.BytesIO()
+    sf.write(buffer, wave.detach().cpu().numpy(), sr, format="WAV", subtype="PCM_16")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"<audio controls preload='none' src='data:audio/wav;base64,{data}'></audio>"
 
 
 def align_tokens(a: Sequence[int], b: Sequence[int]) -> tuple[list[str], list[str]]:
@@ -40,7 +51,7 @@ def align_tokens(a: Sequence[int], b: Sequence[int]) -> tuple[list[str], list[st
 class Neighbour:
     """An index entry near the inspected clip, with both strings aligned."""
 
-    hit: Hit
+    hit: Hit  # hit.id: the clip's path
     label: str | None
     tokens: list[int]
     aligned_query: list[str]
@@ -54,8 +65,10 @@ class InspectorView:
     item: ManifestItem
     wave: torch.Tensor  # (N,) at the model's rate, augmented
     frame_tokens: list[int]  # (T,)
-    tokens: list[int]  # collapsed
+    tokens: list[int]  # the model's token string (collapsed unless it keeps repeats)
     neighbours: list[Neighbour]
+    stretch: float = 1.0  # time-stretch rate applied (> 1 faster)
+    shift: float = 0.0  # pitch shift applied, semitones
 
     @property
     def token_string(self) -> str:
@@ -75,7 +88,7 @@ class TokenInspector:
         self.hop_s = model.config.features.hop_length / self.sr
 
     def labels(self) -> list[str]:
-        """Dropdown labels: ``"i: file (label)"``."""
+        """Dropdown labels: ``"i: file (label)"``, in full."""
         return [f"{i}: {it.path.name} ({it.label})" for i, it in enumerate(self.items)]
 
     def view(self, index: int, stretch: float = 1.0, shift: float = 0.0) -> InspectorView:
@@ -88,7 +101,7 @@ class TokenInspector:
             wave = time_stretch(wave, stretch)
         frames = self.model.frame_tokens([wave])[0].tolist()
         tokens = self.model.tokenize([wave])[0]
-        return InspectorView(item, wave, frames, tokens, self.neighbours(tokens, exclude=str(item.path)))
+        return InspectorView(item, wave, frames, tokens, self.neighbours(tokens, exclude=str(item.path)), stretch, shift)
 
     def neighbours(self, tokens: list[int], exclude: str | None = None) -> list[Neighbour]:
         """Top-k index entries for ``tokens`` (the clip itself excluded), strings aligned."""
@@ -103,46 +116,57 @@ class TokenInspector:
         return out
 
     def figure(self, view: InspectorView) -> Figure:
-        title = f"{view.item.path.name}  label={view.item.label}  {len(view.tokens)} tokens"
+        """The view's tokens over its spectrogram, titled with the clip, its label and the augmentation applied
+        (a figure outside pyplot: show it with ``display`` or :func:`~wav2tok_core.workbench.viz.figure_png`)."""
+        applied = f"time stretch x{view.stretch:g}, pitch shift {view.shift:+g} semitones"
+        title = f"{view.item.path.name}  (label {view.item.label}; {applied}; {len(view.tokens)} tokens)"
         return tokens_over_spectrogram(view.wave, self.sr, view.frame_tokens, self.hop_s,
                                        self.model.config.num_tokens, title)
 
-    def neighbours_html(self, view: InspectorView) -> str:
-        """An HTML table of neighbours with aligned strings (mismatches in bold)."""
+    def neighbours_html(self, view: InspectorView, players: bool = True) -> str:
+        """An HTML table of the neighbours: per neighbour its rank, file, label, score and (with ``players``)
+        an audio player, then two aligned rows, the query's string and the neighbour's (mismatches in bold)."""
         rows = []
         for n in view.neighbours:
             cells = "".join(
                 f"<td>{'<b>' + html.escape(m) + '</b>' if q != m else html.escape(m)}</td>"
                 for q, m in zip(n.aligned_query, n.aligned_match))
             query = "".join(f"<td>{html.escape(q)}</td>" for q in n.aligned_query)
-            rows.append(f"<tr><th rowspan=2>#{n.hit.rank} {html.escape(str(n.label))}<br>"
-                        f"score {n.hit.score:.2f}</th>{query}</tr><tr>{cells}</tr>")
+            path = str(n.hit.id)
+            player = audio_player(self.model.load_clips([path])[0], self.sr) if players else ""
+            rows.append(f"<tr><th rowspan=2 style='text-align:left'>#{n.hit.rank} {html.escape(path.rsplit('/', 1)[-1])}"
+                        f"<br>label {html.escape(str(n.label))}, score {n.hit.score:.2f}<br>{player}</th>"
+                        f"<td><i>query</i></td>{query}</tr><tr><td><i>neighbour</i></td>{cells}</tr>")
         if not rows:
             return "<p>No index loaded, or it is empty.</p>"
-        return ("<table style='font-family:monospace;font-size:11px'>"
-                f"<caption>query: {html.escape(view.token_string)}</caption>{''.join(rows)}</table>")
+        caption = (f"Nearest clips to {html.escape(view.item.path.name)} (string: {html.escape(view.token_string)}). "
+                   "Score: edit similarity, 1 - normalised Levenshtein distance of the token strings; 1 = identical, "
+                   "higher = closer. Each neighbour shows the query's string and its own, aligned.")
+        return (f"<table style='font-family:monospace;font-size:11px'><caption style='text-align:left'>{caption}"
+                f"</caption>{''.join(rows)}</table>")
 
 
 def inspector_widget(inspector: TokenInspector):
     """Lay the inspector out with ipywidgets: dropdown, stretch/shift sliders, audio, figure, neighbours."""
     import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import Audio, display
+    from IPython.display import Audio, Image, display
 
-    clip = w.Dropdown(options=[(label, i) for i, label in enumerate(inspector.labels())], description="clip")
-    stretch = w.FloatSlider(value=1.0, min=0.7, max=1.4, step=0.05, description="stretch")
-    shift = w.FloatSlider(value=0.0, min=-6, max=6, step=0.5, description="shift (st)")
+    wide = {"description_width": "initial"}
+    clip = w.Dropdown(options=[(label, i) for i, label in enumerate(inspector.labels())], description="clip",
+                      layout=w.Layout(width="auto", min_width="22em"), style=wide)
+    stretch = w.FloatSlider(value=1.0, min=0.7, max=1.4, step=0.05, description="time stretch (rate)", style=wide)
+    shift = w.FloatSlider(value=0.0, min=-6, max=6, step=0.5, description="pitch shift (semitones)", style=wide)
     out = w.Output()
 
     def render(_=None) -> None:
         view = inspector.view(clip.value, stretch.value, shift.value)
+        png = figure_png(inspector.figure(view))  # drawn completely before anything is shown
+        table = inspector.neighbours_html(view)
         with out:
             out.clear_output(wait=True)
             display(Audio(view.wave.numpy(), rate=inspector.sr))
-            fig = inspector.figure(view)
-            display(fig)
-            plt.close(fig)
-            display(w.HTML(inspector.neighbours_html(view)))
+            display(Image(data=png))
+            display(w.HTML(table))
 
     for control in (clip, stretch, shift):
         control.observe(render, names="value")
