@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test bench clean
+.PHONY: venv run test test-browser lab bench clean
 
 venv: $(STAMP)
 
@@ -17,8 +17,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## the main job: notebooks 01-05 on the built-in melody set (outputs in runs/default)
 	$(PY) -m wav2tok_core.cli run --params notebooks/params/default.yaml --run_dir runs/default
 
-test: $(STAMP)  ## the test suite
+test: $(STAMP)  ## the test suite (the browser test skips without Chromium: apt-get install -y chromium)
 	$(PY) -m pytest -q
+
+test-browser: $(STAMP)  ## only the JupyterLab test in headless Chromium
+	$(PY) -m pytest -q -m browser
+
+lab: $(STAMP)  ## JupyterLab on this venv, opened on the notebooks (paths resolve against this checkout)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: $(STAMP)  ## speed benchmarks (print numbers)
 	$(PY) benchmarks/bench_core.py

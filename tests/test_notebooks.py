@@ -79,6 +79,7 @@ def test_all_notebooks_run_headlessly_and_record_results(tmp_path, monkeypatch) 
 
     before = sorted(p.relative_to(NOTEBOOK_DIR) for p in NOTEBOOK_DIR.rglob("*"))
     executed = tmp_path / "from_notebooks"
+    executed.mkdir()
     for name in NOTEBOOKS:  # default run_dir-style relative paths, kernel in notebooks/ as in JupyterLab
         params = notebook_parameters(load_config_file(CI_PARAMS), name, Path("run"), NOTEBOOK_DIR / f"{name}.ipynb")
         assert params["run_dir"] == "run"

@@ -14,7 +14,7 @@ from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.tokens import token_spans
 from wav2tok_core.model.wav2tok import Wav2Tok
 from wav2tok_core.search.index import TokenIndex
-from wav2tok_core.workbench.viz import figure_png, token_colors
+from wav2tok_core.workbench.viz import figure_png, token_colors, training_curves
 from wav2tok_core.workbench.widgets import GAP, TokenInspector, align_tokens, inspector_widget
 
 
@@ -84,3 +84,16 @@ def test_token_colours_of_neighbouring_ids_differ() -> None:
     colors = token_colors(200)
     assert colors.shape == (200, 4) and np.all((0 <= colors) & (colors <= 1))
     assert np.abs(np.diff(colors[:, :3], axis=0)).sum(axis=1).min() > 0.3
+
+
+def test_training_curves_show_epoch_losses_when_no_step_was_logged() -> None:
+    epochs = [{"kind": "epoch", "epoch": e, "step": 3 * e, "train/loss": 2.0 / e, "train/matching": 1.0 / e,
+               "train/compression": 0.5, "val/mrr": 0.5 + 0.1 * e, "val/hit@1": 0.4 + 0.1 * e} for e in (1, 2, 3)]
+    fig = training_curves(epochs)
+    losses, validation = fig.axes
+    assert {line.get_label() for line in losses.lines} == {"loss", "matching"} and "epoch" in losses.get_title()
+    assert [line.get_label() for line in validation.lines] == ["val/mrr", "val/hit@1", "train/compression"]
+    assert len({line.get_marker() for line in validation.lines}) == 3
+    fig.canvas.draw()
+    assert all(float(t).is_integer() for t in validation.get_xticks())
+    plt.close(fig)

@@ -90,7 +90,7 @@ def iter_clips(sources: Iterable[S], load: Callable[[S], torch.Tensor], where: C
                progress: bool = False) -> Iterator[tuple[S, torch.Tensor | Failure]]:
     """Load every source with ``load``; yields ``(source, waveform (N,))``, or ``(source, Failure)`` when
     ``load`` refuses it with an :class:`AudioError` (``where(source)`` names it in the record)."""
-    for source in tqdm(sources, desc="loading audio", disable=not progress, leave=False):
+    for source in tqdm(sources, desc="loading audio", disable=not progress):
         try:
             yield source, load(source)
         except AudioError as err:

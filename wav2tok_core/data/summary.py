@@ -186,7 +186,7 @@ def summarize(items: Sequence[ManifestItem], progress: bool = False) -> DatasetS
     by_split: dict[str, list[float]] = {}
     rates: Counter = Counter()
     unreadable: list[Unreadable] = []
-    for it, split in tqdm(list(zip(items, splits)), desc="reading headers", disable=not progress, leave=False):
+    for it, split in tqdm(list(zip(items, splits)), desc="reading headers", disable=not progress):
         result = _probe_reason(Path(it.path))
         if isinstance(result, str):
             unreadable.append(Unreadable(str(it.path), result))

@@ -32,7 +32,7 @@ def tokenize_files(model: Wav2Tok, paths: Sequence[Path], batch_size: int = 32, 
     clips: list[torch.Tensor] = []
     kept: list[Path] = []
     held = 0  # samples decoded and not yet tokenized
-    bar = tqdm(total=len(paths), desc="tokenizing", disable=not progress, leave=False)
+    bar = tqdm(total=len(paths), desc="tokenizing", disable=not progress)
     for i, (path, result) in enumerate(iter_clips(paths, lambda p: model.load_clips([p])[0])):
         bar.update(1)
         if isinstance(result, Failure):

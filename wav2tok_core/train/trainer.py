@@ -309,11 +309,10 @@ class Trainer:
         self.scheduler.step()
         return distributed.mean_over_ranks({k: float(v.detach()) for k, v in out.items()}, self.device)
 
-    def _run_epoch(self) -> dict[str, float]:
+    def _run_epoch(self, bar: tqdm) -> dict[str, float]:
+        """One pass over the training batches; ``bar`` counts the steps of the whole run."""
         sums: dict[str, float] = {}
         count, start = 0, time.perf_counter()
-        bar = tqdm(total=self.batches_per_epoch, desc=f"epoch {self.epoch + 1}/{self.epochs}",
-                   disable=not (self.config.progress and self.dist.is_main), leave=False)
         for i, batch in enumerate(self._loader()):
             if i >= self.batches_per_epoch or self.step >= self.total_steps:
                 break
@@ -321,10 +320,10 @@ class Trainer:
                 cb.on_step_start(self)
             self.objective.train()
             logs = self._train_step(batch)
-            bar.update(1)
             if logs is None:
                 continue
             self.step += 1
+            bar.update(1)
             count += 1
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -333,10 +332,9 @@ class Trainer:
                 record = {"kind": "step", "step": self.step, "epoch": self.epoch + 1, **logs}
                 self.step_records.append(record)
                 self._log(record)
-            bar.set_postfix(loss=f"{logs['loss/total']:.3f}")
+            bar.set_postfix(epoch=f"{self.epoch + 1}/{self.epochs}", loss=f"{logs['loss/total']:.3f}")
             for cb in self.callbacks:
                 cb.on_step_end(self, logs)
-        bar.close()
         # "loss/total" -> "train/loss", "loss/matching" -> "train/matching", "stats/x" -> "train/x"
         means = {"train/" + ("loss" if k == "loss/total" else k.split("/", 1)[-1]): v / max(count, 1)
                  for k, v in sums.items()}
@@ -348,8 +346,11 @@ class Trainer:
         """Train until ``epochs``, early stopping, or ``train_steps``; returns the epoch records."""
         for cb in self.callbacks:
             cb.on_train_start(self)
+        # One bar for the whole run (kept when done): per-epoch bars that vanish leave empty slots in notebooks.
+        bar = tqdm(total=self.total_steps, initial=self.step, desc="training",
+                   disable=not (self.config.progress and self.dist.is_main))
         while self.epoch < self.epochs and self.step < self.total_steps:
-            logs = self._run_epoch()
+            logs = self._run_epoch(bar)
             self.epoch += 1
             if self.evaluate is not None:
                 start = time.perf_counter()
@@ -370,6 +371,7 @@ class Trainer:
                 cb.on_epoch_end(self, logs)
             if self.stopper.should_stop:
                 break
+        bar.close()
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.history

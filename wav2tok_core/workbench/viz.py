@@ -18,10 +18,14 @@ import numpy as np
 import torch
 from matplotlib.colors import hsv_to_rgb
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..audio.config import FeatureConfig
 from ..audio.features import FeatureExtractor
 from ..model.tokens import token_spans
+
+
+LABELLED_CODEWORDS = 40  # embedding_map numbers the codewords up to this many
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
@@ -102,23 +106,33 @@ def tokens_over_spectrogram(wave: torch.Tensor, sr: int, frame_tokens: Sequence[
 
 
 def training_curves(history: Sequence[Mapping[str, Any]]) -> Figure:
-    """Every logged loss term per step, and the validation metrics per epoch."""
+    """Every logged loss term per step (per epoch when the run was too short to log steps), and the
+    validation metrics per epoch."""
     steps = [r for r in history if r.get("kind") == "step"]
     epochs = [r for r in history if r.get("kind") == "epoch"]
-    terms = sorted({k for r in steps for k in r if k.startswith("loss/")})
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    if steps:
+        records, x, prefix, per = steps, "step", "loss/", "step"
+    else:  # fewer steps than log_every: the epoch means ("train/loss", "train/matching", ...) instead
+        records, x, prefix, per = epochs, "epoch", "train/", "epoch (mean)"
+    terms = sorted({k for r in records for k in r if k.startswith(prefix) and k != "train/compression"})
     for term in terms:
-        xs = [r["step"] for r in steps if term in r]
-        axes[0].plot(xs, [r[term] for r in steps if term in r], label=term.split("/", 1)[1])
-    axes[0].set(xlabel="step", ylabel="loss", yscale="log", title="Training loss terms")
-    if terms:
+        points = [(r[x], r[term]) for r in records if term in r and r[term] > 0]
+        if points:
+            axes[0].plot(*zip(*points), marker="o" if x == "epoch" else None, label=term.split("/", 1)[1])
+    axes[0].set(xlabel=x, ylabel="loss", yscale="log", title=f"Training loss terms per {per}")
+    if axes[0].lines:
         axes[0].legend(fontsize=8)
-    for key in ("val/mrr", "val/hit@1", "train/compression"):
+    styles = {"val/mrr": ("o", "-"), "val/hit@1": ("s", "--"), "train/compression": ("^", ":")}
+    for key, (marker, line) in styles.items():  # MRR >= hit@1 always: distinct markers and lines keep both visible
         pts = [(r["epoch"], r[key]) for r in epochs if key in r]
         if pts:
-            axes[1].plot(*zip(*pts), marker="o", label=key)
-    axes[1].set(xlabel="epoch", ylim=(0, 1), title="Validation retrieval and compression")
-    axes[1].legend(fontsize=8)
+            axes[1].plot(*zip(*pts), marker=marker, linestyle=line, markerfacecolor="none", label=key)
+    axes[1].set(xlabel="epoch", ylim=(0, 1.02), title="Validation retrieval and compression")
+    for ax in axes[1:] if x == "step" else axes:  # epochs are whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if axes[1].lines:
+        axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -139,7 +153,8 @@ def usage_histogram(counts: np.ndarray, title: str = "Token usage") -> Figure:
 
 def embedding_map(points: np.ndarray, colors_by: np.ndarray, title: str, codebook: np.ndarray | None = None,
                   categorical_labels: Sequence[str] | None = None) -> Figure:
-    """2-D scatter of embedded frames ``(N, 2)``, coloured by ``colors_by`` (ints), with codewords ``(K, 2)``."""
+    """2-D scatter of embedded frames ``(N, 2)``, coloured by ``colors_by`` (ints), with codewords ``(K, 2)``
+    (numbered when there are at most ``LABELLED_CODEWORDS``; more labels would only overlap)."""
     fig, ax = plt.subplots(figsize=(7, 6))
     if categorical_labels is None:
         palette = token_colors(int(colors_by.max()) + 1)
@@ -153,7 +168,7 @@ def embedding_map(points: np.ndarray, colors_by: np.ndarray, title: str, codeboo
         ax.legend(markerscale=4, fontsize=7, loc="best", ncol=2)
     if codebook is not None:
         ax.scatter(codebook[:, 0], codebook[:, 1], marker="*", s=90, c="black", label="codewords")
-        for k, (x, y) in enumerate(codebook):
+        for k, (x, y) in enumerate(codebook if len(codebook) <= LABELLED_CODEWORDS else []):
             ax.annotate(str(k), (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
     ax.set(title=title, xticks=[], yticks=[])
     return fig
@@ -174,8 +189,10 @@ def results_bars(table: Mapping[str, Mapping[str, float]], metric: str = "MRR") 
 
 
 def rank_histogram(first_ranks: Mapping[str, Sequence[int]], max_rank: int = 20) -> Figure:
-    """Distribution of the rank of the first relevant item, per method."""
+    """Distribution of the rank of the first relevant item, per method; ranks past ``max_rank`` (pass at most
+    the database size) are counted at ``max_rank``."""
     fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     bins = np.arange(1, max_rank + 2) - 0.5
     for name, ranks in first_ranks.items():
         ax.hist(np.minimum(ranks, max_rank), bins=bins, histtype="step", lw=1.6, label=name, density=True)
