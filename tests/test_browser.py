@@ -5,7 +5,8 @@ of clip, time stretch and pitch shift, with no error on screen or in the browser
 Needs Chromium (Debian: ``apt-get install -y chromium``; another binary via ``$WAV2TOK_CHROMIUM``) and the
 ``playwright`` package (its own browser download is not used); skips with the reason when either is missing.
 ``make test-browser`` runs this file alone. On a failure, a screenshot of the page is saved under the test's
-temporary folder (the path is in the failure message).
+temporary folder (the path is in the failure message); with ``$WAV2TOK_SCREENSHOTS`` set to a folder, every
+notebook's page is saved there once checked, to look at.
 """
 from __future__ import annotations
 
@@ -39,10 +40,11 @@ RUN_ALL_S = {"02_train": 900}  # Run All must finish within this (others: DEFAUL
 DEFAULT_RUN_ALL_S = 600
 CHANGE_S = 120  # the inspector must redraw within this after a change
 CHANGES = 21  # inspector changes: 7 each of clip, stretch and shift
-# JupyterLab settings for a quiet, deterministic page: no news prompt, every cell in the DOM.
+# JupyterLab settings for a quiet, deterministic page: no news prompt, no kernel dialog, every cell in the DOM.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"},
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none",
+                                                                    "autoStartDefaultKernel": True},
 }
 ALL_CELLS_RAN = """() => {
     const prompts = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')];
@@ -57,8 +59,9 @@ IMAGES = """async (selector) => {
     }
     return out;
 }"""
+IDLE = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']"
 OUTPUT_IMAGES = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output img"
-INSPECTOR_IMAGE = ".jp-NotebookPanel:not(.lm-mod-hidden) .jupyter-widgets-output-area img"
+INSPECTOR_IMAGE = ".jp-NotebookPanel:not(.lm-mod-hidden) .widget-output img"
 
 
 @dataclass
@@ -99,6 +102,7 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install playwright)")
     root = tmp_path_factory.mktemp("lab")
     books, settings = root / "notebooks", root / "settings"
+    books.mkdir()
     params = load_config_file(CI_PARAMS)
     for name in NOTEBOOKS:
         injected = notebook_parameters(params, name, Path("run"), NOTEBOOK_DIR / f"{name}.ipynb")
@@ -158,10 +162,21 @@ class NotebookPage:
         page.on("console", lambda message: book.errors.append(message.text) if message.type == "error" else None)
         page.on("pageerror", lambda error: book.errors.append(str(error)))
         page.set_default_timeout(60_000)
-        page.goto(f"{lab.url}/lab/tree/{name}.ipynb?token={lab.token}", timeout=120_000)
+        # ?reset: a fresh workspace, so the notebooks opened before are not restored beside this one
+        page.goto(f"{lab.url}/lab/tree/{name}.ipynb?reset&token={lab.token}", timeout=120_000)
         page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        page.wait_for_timeout(2000)
+        if page.locator(".jp-Dialog").count():  # "Select Kernel", should the setting above not apply
+            page.click(".jp-Dialog .jp-mod-accept")
+        page.wait_for_selector(IDLE, timeout=120_000)
         return book
+
+    def keep(self) -> None:
+        """Save the page to ``$WAV2TOK_SCREENSHOTS`` when it is set."""
+        if os.environ.get("WAV2TOK_SCREENSHOTS"):
+            folder = Path(os.environ["WAV2TOK_SCREENSHOTS"])
+            folder.mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(folder / f"{self.name}.png"), full_page=True)
 
     def fail(self, message: str) -> None:
         self.shots.mkdir(parents=True, exist_ok=True)
@@ -171,17 +186,17 @@ class NotebookPage:
 
     def run_all(self) -> None:
         self.page.click("li.lm-MenuBar-item:has-text('Run')")
-        self.page.click("li.lm-Menu-item[data-command='notebook:run-all-cells']")
+        self.page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
         try:
             self.page.wait_for_function(ALL_CELLS_RAN, timeout=1000 * RUN_ALL_S.get(self.name, DEFAULT_RUN_ALL_S))
         except Exception:  # playwright's TimeoutError
             self.fail("Run All did not finish in time")
-        self.page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+        self.page.wait_for_selector(IDLE, timeout=60_000)
 
     def check_clean(self) -> None:
         """No traceback or widget error on screen, no console error."""
         text = self.page.inner_text(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
-        for bad in ("Traceback (most recent call last)", "Error displaying widget"):
+        for bad in ("Traceback (most recent call last)", "Error displaying widget:"):  # the cell's hint quotes it
             if bad in text:
                 self.fail(f"the page shows {bad!r}")
         if self.errors:
@@ -209,6 +224,7 @@ def test_notebooks_run_in_jupyterlab_and_the_inspector_redraws_on_every_change(b
         book.check_images(at_least=figures[name])
         if name == "02_train" and not book.page.query_selector_all(".jp-OutputArea-output .widget-hprogress"):
             book.fail("no tqdm widget bar")
+        book.keep()
         book.page.close()
 
     book = NotebookPage.open(browser, lab, NOTEBOOKS[-1])
@@ -242,7 +258,8 @@ def test_notebooks_run_in_jupyterlab_and_the_inspector_redraws_on_every_change(b
         if len(shown) != 1:
             book.fail(f"change {i + 1}: {len(shown)} inspector figures shown, expected 1")
         book.check_clean()
-        table = page.inner_text(".jp-NotebookPanel:not(.lm-mod-hidden) .jupyter-widgets-output-area table")
+        table = page.inner_text(".jp-NotebookPanel:not(.lm-mod-hidden) .widget-output table")
         if "query" not in table or "neighbour" not in table:
             book.fail(f"change {i + 1}: the neighbour table does not name its query and neighbour rows")
+    book.keep()
     page.close()
