@@ -14,7 +14,7 @@ from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.tokens import token_spans
 from wav2tok_core.model.wav2tok import Wav2Tok
 from wav2tok_core.search.index import TokenIndex
-from wav2tok_core.workbench.viz import figure_png, token_colors, training_curves
+from wav2tok_core.workbench.viz import codebook_usage_curves, figure_png, token_colors, training_curves
 from wav2tok_core.workbench.widgets import GAP, TokenInspector, align_tokens, inspector_widget
 
 
@@ -96,4 +96,13 @@ def test_training_curves_show_epoch_losses_when_no_step_was_logged() -> None:
     assert len({line.get_marker() for line in validation.lines}) == 3
     fig.canvas.draw()
     assert all(float(t).is_integer() for t in validation.get_xticks())
+    plt.close(fig)
+
+
+def test_codebook_usage_curves_have_whole_epoch_ticks() -> None:
+    fig = codebook_usage_curves([{"epoch": 1, "perplexity": 9.0, "dead_tokens": 2}, {"epoch": 2, "perplexity": 11.5,
+                                                                                   "dead_tokens": 0}], 16)
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    assert "K=16" in ax.get_title() and all(float(t).is_integer() for t in ax.get_xticks())
     plt.close(fig)

@@ -137,6 +137,18 @@ def training_curves(history: Sequence[Mapping[str, Any]]) -> Figure:
     return fig
 
 
+def codebook_usage_curves(history: Sequence[Mapping[str, Any]], num_tokens: int) -> Figure:
+    """Perplexity and dead tokens per epoch (records with "epoch", "perplexity", "dead_tokens")."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    epochs = [u["epoch"] for u in history]
+    ax.plot(epochs, [u["perplexity"] for u in history], marker="o", label="perplexity")
+    ax.plot(epochs, [u["dead_tokens"] for u in history], marker="s", label="dead tokens")
+    ax.set(xlabel="epoch", title=f"Codebook usage over training (K={num_tokens})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend()
+    return fig
+
+
 def usage_histogram(counts: np.ndarray, title: str = "Token usage") -> Figure:
     """Frames per token ``(K,)``, sorted, with perplexity and dead-token count in the title."""
     probs = counts / max(counts.sum(), 1)
