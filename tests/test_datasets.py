@@ -367,6 +367,17 @@ def test_leave_one_speaker_out_queries_come_from_the_held_out_voice_only() -> No
         leave_one_speaker_out(items, "zed")
 
 
+def test_the_all_split_trains_on_everything_but_a_val_carve_out() -> None:
+    items = [parse_name(Path(f"/fsdd/recordings/{d}_{s}_{t}.wav")) for d in range(10) for s in ("ann", "bob")
+             for t in range(10)]
+    split = SPLITTERS["all"](items, val_fraction=0.1, seed=0)
+    table = Counter((it.label, it.split) for it in split)
+    assert all(table[(str(d), "train")] == 18 and table[(str(d), "val")] == 2 for d in range(10))
+    assert not [it for it in split if it.split == "test"]
+    with pytest.raises(FsddError, match="no test part"):
+        SPLITTERS["all"](items, val_fraction=0.0)
+
+
 def test_cli_fsdd_takes_split(fsdd_dir: Path, tmp_path: Path) -> None:
     assert run_cli("dataset", "fsdd", "--root", str(fsdd_dir), "--split", "takes", "--out", str(tmp_path)) == 0
     counts = Counter(it.split for it in read_manifest(tmp_path / "manifest.json"))

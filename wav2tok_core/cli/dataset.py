@@ -3,7 +3,7 @@
 Sub-commands::
 
     wav2tok dataset melodies --out DIR [--n_tunes N ...]          built-in query-by-humming set
-    wav2tok dataset fsdd --root PATH [--download] [--split speakers|takes|words|loso-SPEAKER] --out DIR
+    wav2tok dataset fsdd --root PATH [--download] [--split speakers|takes|words|loso-SPEAKER|all] --out DIR
     wav2tok dataset folder --root PATH [--speaker_regex RE] --split stratified|speaker
                            --fractions 0.8 0.1 0.1 --seed 0 --out DIR [--dict]
     wav2tok dataset summary MANIFEST [--json OUT] [--strict]
@@ -113,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="speakers: the project's standard, test speakers unseen (default); takes: FSDD's own, "
                         "takes 0-4 of every speaker are test; words: the speakers split, training on digits 0-4 "
                         "and testing on the unseen digits 5-9; loso-SPEAKER: leave that speaker out, its clips "
-                        "query the other five's takes 0-4")
+                        "query the other five's takes 0-4; all: everything trains (val carved out), no test")
     p.add_argument("--root", required=True, help="local FSDD folder (holding recordings/)")
     p.add_argument("--download", action="store_true", help="download the official release into --root if absent")
     p.add_argument("--url", default=FSDD_URL, help="archive to download (default: pinned GitHub commit)")

@@ -11,6 +11,8 @@ training or model selection).
 Leave-one-speaker-out (:func:`leave_one_speaker_out`, splits ``loso-<speaker>``): one speaker's clips query
 the other five speakers' takes 0-4; training uses the other five's other takes.
 
+All (:func:`all_split`): every clip trains but a validation carve-out; no test part (for a model to ship).
+
 Takes split (:func:`takes_split`, FSDD's own): takes 0-4 of every speaker are the test set, takes 5-49
 train (minus the same validation carve-out). Test speakers are seen in training, on other recordings:
 the easier, speaker-dependent protocol most FSDD results use.
@@ -167,6 +169,13 @@ def words_split(items: Sequence[ManifestItem], val_fraction: float = 0.1, seed: 
     return [it for it in standard_split(items, val_fraction, seed) if it.label in keep[it.split]]
 
 
+def all_split(items: Sequence[ManifestItem], val_fraction: float = 0.1, seed: int = 0) -> list[ManifestItem]:
+    """Everything trains (the shipped speech model): ``val_fraction`` of each digit's clips are val, none test."""
+    if not 0.0 < val_fraction < 1.0:
+        raise FsddError(f"val_fraction: {val_fraction} must be in (0, 1) (the split has no test part)")
+    return stratified_split(items, (1.0 - val_fraction, val_fraction, 0.0), seed=seed)
+
+
 def leave_one_speaker_out(items: Sequence[ManifestItem], speaker: str, val_fraction: float = 0.1,
                           seed: int = 0) -> list[ManifestItem]:
     """One rotation of leave-one-speaker-out: ``speaker`` is never trained on and asks the queries.
@@ -184,7 +193,8 @@ def leave_one_speaker_out(items: Sequence[ManifestItem], speaker: str, val_fract
                        for it in others]
 
 
-SPLITTERS = {"speakers": standard_split, "takes": takes_split, "words": words_split,  # name -> splitter(items, ...)
+# name -> splitter(items, val_fraction=..., seed=...)
+SPLITTERS = {"speakers": standard_split, "takes": takes_split, "words": words_split, "all": all_split,
              **{f"loso-{s}": functools.partial(leave_one_speaker_out, speaker=s) for s in SPEAKERS}}
 
 
