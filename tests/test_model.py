@@ -67,9 +67,10 @@ def test_same_seed_same_tokens(name: str) -> None:
     assert a == b
 
 
+@pytest.mark.parametrize("skip", [0.0, 1.0])
 @pytest.mark.parametrize("name", OBJECTIVES)
-def test_forward_returns_named_terms_and_weights_them(name: str) -> None:
-    model = trained_codebook_model(ModelConfig(num_tokens=8, emb_dim=16))
+def test_forward_returns_named_terms_and_weights_them(name: str, skip: float) -> None:
+    model = trained_codebook_model(ModelConfig(num_tokens=8, emb_dim=16, input_skip=skip))
     objective = Wav2TokObjective(model, OBJECTIVES[name]).eval()  # no dropout: two forwards must agree
     c = clips()
     batch = {"anchor": pad_batch(c), "positive": pad_batch([x.flip(0) for x in c])}

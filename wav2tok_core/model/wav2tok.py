@@ -51,16 +51,21 @@ class Wav2Tok(Inference, nn.Module):
         return self.encode_features(feats, frame_lengths), frame_lengths
 
     def encode_features(self, feats: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
-        """Features ``(B, T, F)`` -> unit frame vectors h ``(B, T, D)``, zero on padded frames.
+        """Features ``(B, T, F)`` -> unit frame vectors h ``(B, T, D)``, zero on padded frames."""
+        h = self.project(self.encoder(feats, frame_lengths), feats)  # (B, T, D)
+        return h * frame_mask(frame_lengths, h.shape[1])[..., None]
+
+    def project(self, z: torch.Tensor, feats: torch.Tensor, proj: nn.Module | None = None) -> torch.Tensor:
+        """Encoder outputs ``(B, T, E)`` -> unit frame vectors ``(B, T, D)`` through ``proj`` (default: the
+        model's projection; the training teacher passes its frozen copy).
 
         With ``input_skip`` w > 0, h = unit([unit(proj(z)), w * unit(features)]) (D = proj_dim + F): the cosine
         of two frames is then (cos of the learned parts + w^2 cos of the features) / (1 + w^2).
         """
-        z = self.encoder(feats, frame_lengths)  # (B, T, E)
-        h = F.normalize(self.proj(z), dim=-1)  # (B, T, proj_dim)
+        h = F.normalize((proj or self.proj)(z), dim=-1)  # (B, T, proj_dim)
         if self.config.input_skip > 0:
             h = F.normalize(torch.cat([h, self.config.input_skip * F.normalize(feats, dim=-1)], dim=-1), dim=-1)
-        return h * frame_mask(frame_lengths, h.shape[1])[..., None]
+        return h
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """Unit frame vectors ``(B, T, D)`` -> token logits cos(h, e_k) / temp ``(B, T, K)``."""

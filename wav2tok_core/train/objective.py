@@ -337,7 +337,7 @@ class Wav2TokObjective(nn.Module):
         if not hasattr(self, "teacher"):
             return self.model.logits(h).argmax(dim=-1)
         z = self.teacher["encoder"](feats, frame_lengths)
-        return self.model.logits(F.normalize(self.teacher["proj"](z), dim=-1)).argmax(dim=-1)
+        return self.model.logits(self.model.project(z, feats, self.teacher["proj"])).argmax(dim=-1)
 
     def forward(self, batch: dict[str, View]) -> dict[str, torch.Tensor]:
         """Loss terms for a batch of paired views.
