@@ -205,3 +205,13 @@ def test_version_1_checkpoints_load_with_identical_tokens() -> None:
     assert [t.tolist() for t in model.frame_tokens(queries)] == expected["frame_tokens"]
     assert model.tokenize(queries) == expected["tokens"]
     assert model.config.dropout == 0.1 and not hasattr(model, "teacher")
+
+
+def test_the_shipped_speech_model_loads_with_its_recipe() -> None:
+    from wav2tok_core.workbench.runs import asset
+
+    model = load_model(asset("weights/wav2tok-speech.pt"))
+    cfg = model.config
+    assert (cfg.features.kind, cfg.num_tokens, cfg.emb_dim, cfg.keep_repeats) == ("mfcc", 200, 128, True)
+    wave = clips()[1]
+    assert model.tokenize([wave]) == [t.tolist() for t in model.frame_tokens([wave])]  # one token per frame
