@@ -47,7 +47,8 @@ LAB_SETTINGS = {
                                                                     "autoStartDefaultKernel": True},
 }
 ALL_CELLS_RAN = """() => {
-    const prompts = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')];
+    const shown = '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt';
+    const prompts = [...document.querySelectorAll(shown)];
     return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
 }"""
 IMAGES = """async (selector) => {
@@ -99,7 +100,7 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
     ``prepare_only``: parameterised, not run), relative paths resolving in a temporary home; stopped after."""
     if not CHROMIUM.is_file():
         pytest.skip(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium, or set WAV2TOK_CHROMIUM")
-    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install playwright)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install .[dev])")
     root = tmp_path_factory.mktemp("lab")
     books, settings = root / "notebooks", root / "settings"
     books.mkdir()
@@ -205,7 +206,8 @@ class NotebookPage:
     def images(self, selector: str = OUTPUT_IMAGES) -> list[dict[str, Any]]:
         return self.page.evaluate(IMAGES, selector)
 
-    def check_images(self, selector: str = OUTPUT_IMAGES, at_least: int = 1, min_size: tuple[int, int] = (300, 150)) -> list[dict[str, Any]]:
+    def check_images(self, selector: str = OUTPUT_IMAGES, at_least: int = 1,
+                     min_size: tuple[int, int] = (300, 150)) -> list[dict[str, Any]]:
         found = self.images(selector)
         if len(found) < at_least:
             self.fail(f"{len(found)} figures shown, expected at least {at_least}")

@@ -352,13 +352,16 @@ def test_fsdd_words_split_tests_on_digits_never_trained_on() -> None:
 
 def test_leave_one_speaker_out_queries_come_from_the_held_out_voice_only() -> None:
     speakers = ("jackson", "nicolas", "theo", "lucas", "george", "yweweler")
-    items = [parse_name(Path(f"/fsdd/recordings/{d}_{s}_{t}.wav")) for d in range(10) for s in speakers for t in range(50)]
+    items = [parse_name(Path(f"/fsdd/recordings/{d}_{s}_{t}.wav"))
+             for d in range(10) for s in speakers for t in range(50)]
     split = SPLITTERS["loso-theo"](items, val_fraction=0.1, seed=0)
     assert sorted(it.path for it in split) == sorted(it.path for it in items)  # every clip kept once
     queries = [it for it in split if it.meta.get("role") == "query"]
     targets = [it for it in split if it.meta.get("role") == "target"]
-    assert {it.speaker for it in queries} == {"theo"} and len(queries) == 500 and all(it.split == "test" for it in queries)
-    assert {it.speaker for it in targets} == set(speakers) - {"theo"} and {it.meta["take"] for it in targets} == set(range(5))
+    assert {it.speaker for it in queries} == {"theo"} and len(queries) == 500
+    assert all(it.split == "test" for it in queries)
+    assert {it.speaker for it in targets} == set(speakers) - {"theo"}
+    assert {it.meta["take"] for it in targets} == set(range(5))
     assert all(it.split == "test" for it in targets) and len(targets) == 250
     trained = [it for it in split if it.split in ("train", "val")]
     assert "theo" not in {it.speaker for it in trained} and min(it.meta["take"] for it in trained) == 5

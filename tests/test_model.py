@@ -111,12 +111,14 @@ def test_keep_repeats_gives_the_frame_tokens_and_travels_with_the_model(tmp_path
     model = trained_codebook_model(dataclasses.replace(CONFIGS["lstm-mfcc"]))  # a copy: the test changes it
     frames = [t.tolist() for t in model.frame_tokens(clips())]
     collapsed = model.tokenize(clips())
-    assert model.tokenize(clips(), keep_repeats=True) == frames and any(len(f) > len(c) for f, c in zip(frames, collapsed))
+    assert model.tokenize(clips(), keep_repeats=True) == frames
+    assert any(len(f) > len(c) for f, c in zip(frames, collapsed))
     model.config.keep_repeats = True
     loaded = load_model(model.save(tmp_path / "m.pt"))
     assert loaded.config.keep_repeats and loaded.tokenize(clips()) == frames
     assert loaded.tokenize(clips(), keep_repeats=False) == collapsed
-    assert loaded.config.fits_weights_of(CONFIGS["lstm-mfcc"]) and not CONFIGS["lstm-mfcc"].keep_repeats  # strings only: the weights fit either way
+    assert not CONFIGS["lstm-mfcc"].keep_repeats
+    assert loaded.config.fits_weights_of(CONFIGS["lstm-mfcc"])  # strings only: the weights fit either way
 
 
 def test_input_skip_keeps_the_input_features_in_every_frame_vector() -> None:
@@ -128,7 +130,8 @@ def test_input_skip_keeps_the_input_features_in_every_frame_vector() -> None:
     with torch.no_grad():
         h, frames = model.encode(waves, lengths)  # (2, T, 47)
         feats, _ = model.features(waves, lengths)  # (2, T, 39)
-    assert h.shape[-1] == cfg.code_dim and torch.allclose(h.norm(dim=-1)[0, : frames[0]], torch.ones(int(frames[0])), atol=1e-5)
+    assert h.shape[-1] == cfg.code_dim
+    assert torch.allclose(h.norm(dim=-1)[0, : frames[0]], torch.ones(int(frames[0])), atol=1e-5)
     unit = torch.nn.functional.normalize(feats[0, : frames[0]], dim=-1)
     assert torch.allclose(h[0, : frames[0], 8:], unit, atol=1e-4)  # a large weight leaves the features alone
     fit_model_codebook(model, clips())

@@ -141,8 +141,8 @@ class TokenMethod:
     """Token strings ranked by edit similarity (:func:`wav2tok_core.search.index.string_similarity_matrix`).
 
     Subclasses define :meth:`tokenize`. A representation is the encoded string an index stores
-    (:func:`~wav2tok_core.search.index.encode_tokens`), so the scoring time is what a search costs. Tokens are stored at 1 byte each (2 above 256 token ids, going by
-    the model's ``num_tokens``).
+    (:func:`~wav2tok_core.search.index.encode_tokens`), so the scoring time is what a search costs. Tokens
+    are stored at 1 byte each (2 above 256 token ids, going by the model's ``num_tokens``).
     """
 
     unit = "tokens"

@@ -23,8 +23,8 @@ class ModelConfig:
     temp: float = 0.1  # logits = cos(h, e) / temp, also in the matching softmax
     input_skip: float = 0.0  # > 0: each frame vector also holds the frame's input features, unit-normalised and
     #                          weighted by this: what the encoder learns adds to the features instead of replacing them
-    keep_repeats: bool = False  # token strings keep one token per frame instead of collapsing repeats (the
-    #                             paper's form): edit distance then weighs each token by its duration
+    keep_repeats: bool = False  # token strings keep one token per frame instead of collapsing repeats as the
+    #                             paper does: edit distance then weighs each token by its duration
 
     def __post_init__(self) -> None:
         require(self.emb_dim >= 4 and self.emb_dim % 2 == 0, "emb_dim", f"{self.emb_dim} must be even and >= 4")
@@ -57,4 +57,5 @@ class ModelConfig:
         """Whether weights trained under ``other`` fit this config: everything but dropout and temp (which
         only shape training) and keep_repeats (which only shapes strings) must agree, so a model can be
         fine-tuned with another dropout or temp."""
-        return dataclasses.replace(self, dropout=other.dropout, temp=other.temp, keep_repeats=other.keep_repeats) == other
+        shaping_only = {"dropout": other.dropout, "temp": other.temp, "keep_repeats": other.keep_repeats}
+        return dataclasses.replace(self, **shaping_only) == other

@@ -11,10 +11,15 @@ import numpy as np
 import torch
 
 
+def _as_array(frame_tokens: Sequence[int] | np.ndarray | torch.Tensor) -> np.ndarray:
+    """Frame tokens as an int64 array ``(T,)`` (tensors copied to the CPU)."""
+    return np.asarray(frame_tokens.cpu() if torch.is_tensor(frame_tokens) else frame_tokens, dtype=np.int64)
+
+
 def runs(frame_tokens: Sequence[int] | np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Runs of equal consecutive frame tokens ``(T,)``: each run's token, first frame and end frame
     (exclusive), as three ``(R,)`` int arrays. ``[3, 3, 7, 3] -> [3, 7, 3], [0, 2, 3], [2, 3, 4]``."""
-    tokens = np.asarray(frame_tokens.cpu() if torch.is_tensor(frame_tokens) else frame_tokens, dtype=np.int64)
+    tokens = _as_array(frame_tokens)
     if tokens.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
@@ -33,7 +38,7 @@ def token_string(frame_tokens: Sequence[int] | np.ndarray | torch.Tensor, keep_r
     token per frame."""
     if not keep_repeats:
         return collapse(frame_tokens)
-    return np.asarray(frame_tokens.cpu() if torch.is_tensor(frame_tokens) else frame_tokens, dtype=np.int64).tolist()
+    return _as_array(frame_tokens).tolist()
 
 
 def token_spans(frame_tokens: Sequence[int] | np.ndarray | torch.Tensor, frame_s: float,
