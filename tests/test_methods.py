@@ -5,6 +5,7 @@ untrained tiny one whose codebook comes from one E-step, as in test_evaluate.py.
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import write_tone_data
@@ -120,3 +121,17 @@ def test_the_string_forms_of_the_model_tokens(data) -> None:
     frames = [t.tolist() for t in model.frame_tokens(waves)]
     assert repeats.tokenize(waves) == frames and collapsed.tokenize(waves) == [collapse(f) for f in frames]
     assert any(len(f) > len(collapse(f)) for f in frames)
+
+
+def test_pq_encoder_gives_one_string_per_part_and_averages_their_similarities(data) -> None:
+    model = data["model"]
+    train = model.load_clips([it.path for it in data["train"]])
+    (method,) = build_methods(["pq-encoder"], model, train)
+    waves = model.load_clips([it.path for it in data["test"]])
+    reps = method.encode([EvalClip(it, w) for it, w in zip(data["test"], waves)])
+    frames = [len(t) for t in model.frame_tokens(waves)]
+    assert all(len(r) == methods.PQ_GROUPS for r in reps)
+    assert all(len(s) <= n for r, n in zip(reps, frames) for s in r)  # collapsed: the model does not keep repeats
+    scores = method.score(reps, reps)
+    assert scores.shape == (len(reps), len(reps)) and np.allclose(np.diag(scores), 1.0)
+    assert method.length(reps[0]) == sum(len(s) for s in reps[0]) and method.nbytes(reps) > 0

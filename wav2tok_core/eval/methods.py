@@ -31,14 +31,16 @@ from ..audio.config import FeatureConfig
 from ..audio.features import FeatureExtractor
 from ..audio.io import length_batches, pad_batch
 from ..errors import EvalError
-from ..model.codebook import fit_model_codebook
+from ..model.codebook import fit_codebook, fit_model_codebook
 from ..model.inference import MAX_BATCH_SECONDS
+from ..model.tokens import token_string
 from ..model.wav2tok import Wav2Tok
 from ..search.index import encode_tokens, string_similarity_matrix
 from .baselines import KMeansTokenizer, dtw_score_matrix
 from .conditions import EvalClip
 
 BASELINE_KINDS = ("mfcc", "logmel", "pitch")  # front ends of the dtw-<kind> and vq-<kind> families
+PQ_GROUPS = 4  # pq-encoder: parts of the frame vector, one codebook and one string each
 
 _REGISTRY: dict[str, type] = {}  # method name -> class, in registration order
 M = TypeVar("M", bound=type)
@@ -301,6 +303,46 @@ class ModelTokenStrings(ModelTokens):
 
     def tokenize(self, waves: list[torch.Tensor]) -> list[list[int]]:
         return self.model.tokenize(waves, batch_size=self.batch_size, keep_repeats=self.keep_repeats)
+
+
+@register("pq-encoder")
+class EncoderProductTokens:
+    """``pq-encoder``: the trained model's frame vectors cut into ``PQ_GROUPS`` equal parts, each quantised by
+    its own cosine k-means codebook (K = the model's, fitted on the train clips): one token string per part
+    (repeats kept or collapsed as the model's ``keep_repeats`` says), edit similarities averaged over the parts.
+    A product quantiser: how much of what one codebook loses several recover, at ``PQ_GROUPS`` times the cost."""
+
+    unit = "tokens"
+    needs_train = True
+
+    def __init__(self, name: str, context: MethodContext) -> None:
+        self.name, self.model, self.batch_size = name, context.model, context.batch_size
+        frames = np.concatenate(frame_vectors(self.model, list(context.train_waves), self.batch_size))  # (N, D)
+        self.parts = np.array_split(np.arange(frames.shape[1]), PQ_GROUPS)
+        k = context.model.config.num_tokens
+        self.codebooks = [fit_codebook(frames[:, part], k, seed=context.seed + g).numpy()  # (K, D / G) each
+                          for g, part in enumerate(self.parts)]
+        self.bytes_per_token = 1 if k <= 256 else 2
+
+    def encode(self, clips: Sequence[EvalClip]) -> list[tuple[str, ...]]:
+        keep = self.model.config.keep_repeats
+        reps = []
+        for x in frame_vectors(self.model, [c.wave for c in clips], self.batch_size) if clips else []:
+            subs = [x[:, part] / np.maximum(np.linalg.norm(x[:, part], axis=1, keepdims=True), 1e-12)
+                    for part in self.parts]
+            reps.append(tuple(encode_tokens(token_string((s @ cb.T).argmax(axis=1), keep))
+                              for s, cb in zip(subs, self.codebooks)))
+        return reps
+
+    def score(self, queries: Sequence[tuple[str, ...]], database: Sequence[tuple[str, ...]]) -> np.ndarray:
+        return np.mean([string_similarity_matrix([q[g] for q in queries], [d[g] for d in database])
+                        for g in range(len(self.parts))], axis=0)
+
+    def length(self, rep: tuple[str, ...]) -> int:
+        return sum(len(s) for s in rep)
+
+    def nbytes(self, reps: Sequence[tuple[str, ...]]) -> int:
+        return sum(self.length(r) for r in reps) * self.bytes_per_token
 
 
 @register(*(f"dtw-{kind}" for kind in BASELINE_KINDS))
