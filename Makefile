@@ -24,7 +24,7 @@ test-browser: $(STAMP)  ## only the JupyterLab test in headless Chromium
 	$(PY) -m pytest -q -m browser
 
 lab: $(STAMP)  ## JupyterLab on this venv, opened on the notebooks (paths resolve against this checkout)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: $(STAMP)  ## speed benchmarks (print numbers)
 	$(PY) benchmarks/bench_core.py
