@@ -325,14 +325,18 @@ class EncoderProductTokens:
         self.bytes_per_token = 1 if k <= 256 else 2
 
     def encode(self, clips: Sequence[EvalClip]) -> list[tuple[str, ...]]:
+        if not clips:
+            return []
+        vectors = frame_vectors(self.model, [c.wave for c in clips], self.batch_size)
+        frames = np.concatenate(vectors)  # (sum T_i, D): every clip's frames quantised in one product per part
+        bounds = np.cumsum([len(v) for v in vectors])[:-1]
+        per_part = []  # per part: (sum T_i,) token ids
+        for part, codebook in zip(self.parts, self.codebooks):
+            sub = frames[:, part] / np.maximum(np.linalg.norm(frames[:, part], axis=1, keepdims=True), 1e-12)
+            per_part.append((sub @ codebook.T).argmax(axis=1))
         keep = self.model.config.keep_repeats
-        reps = []
-        for x in frame_vectors(self.model, [c.wave for c in clips], self.batch_size) if clips else []:
-            subs = [x[:, part] / np.maximum(np.linalg.norm(x[:, part], axis=1, keepdims=True), 1e-12)
-                    for part in self.parts]
-            reps.append(tuple(encode_tokens(token_string((s @ cb.T).argmax(axis=1), keep))
-                              for s, cb in zip(subs, self.codebooks)))
-        return reps
+        return [tuple(encode_tokens(token_string(ids, keep)) for ids in clip_ids)
+                for clip_ids in zip(*(np.split(ids, bounds) for ids in per_part))]
 
     def score(self, queries: Sequence[tuple[str, ...]], database: Sequence[tuple[str, ...]]) -> np.ndarray:
         return np.mean([string_similarity_matrix([q[g] for q in queries], [d[g] for d in database])
