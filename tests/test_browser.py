@@ -166,7 +166,7 @@ class NotebookPage:
         # ?reset: a fresh workspace, so the notebooks opened before are not restored beside this one
         page.goto(f"{lab.url}/lab/tree/{name}.ipynb?reset&token={lab.token}", timeout=120_000)
         page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=120_000)
-        page.wait_for_selector(f"{IDLE}, .jp-Dialog", timeout=120_000)
+        page.wait_for_timeout(2000)  # the kernel dialog, if any, appears after the cells (an idle indicator can too)
         if page.locator(".jp-Dialog").count():  # "Select Kernel", should the setting above not apply
             page.click(".jp-Dialog .jp-mod-accept")
         page.wait_for_selector(IDLE, timeout=120_000)
