@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wav2tok_core.eval.baselines import (KMeansTokenizer, dtw_distance, dtw_partners, dtw_score_matrix, subsequence_dtw,
-                                         subsequence_dtw_matrix, vq_score_matrix)
+                                         subsequence_dtw_hits, vq_score_matrix)
 from wav2tok_core.model.tokens import collapse
 
 
@@ -107,14 +107,18 @@ def test_subsequence_dtw_equals_brute_force(shape: tuple[int, int, int, int]) ->
         assert span_cost / span_length == pytest.approx(expected_cost, abs=1e-9)
 
 
-def test_subsequence_dtw_finds_planted_segment() -> None:
+def test_subsequence_dtw_finds_planted_segments() -> None:
     rng = np.random.default_rng(3)
     recordings = [rng.standard_normal((120, 13)) for _ in range(3)]
     query = recordings[1][40:70] + 0.01 * rng.standard_normal((30, 13))
-    distance, start, end = subsequence_dtw_matrix([query], recordings)
-    assert int(np.argmin(distance[0])) == 1
-    assert (start[0, 1], end[0, 1]) == (40, 70)
-    assert distance[0, 1] < 0.1 < distance[0, 0]
+    recordings[1][85:115] = query + 0.01 * rng.standard_normal((30, 13))  # a second occurrence, after the first
+    distance, start, end = subsequence_dtw_hits([query], recordings, max_hits=3)
+    assert distance.shape == start.shape == end.shape == (1, 3, 3)
+    assert int(np.argmin(distance[0, :, 0])) == 1
+    assert sorted(zip(start[0, 1, :2], end[0, 1, :2])) == [(40, 70), (85, 115)]
+    assert distance[0, 1, 1] < 0.1 < distance[0, 0, 0] <= distance[0, 0, 1]
+    spans = sorted(zip(start[0, 0], end[0, 0]))
+    assert all(e1 <= s2 for (_, e1), (s2, _) in zip(spans, spans[1:]))  # placements never overlap
 
 
 def blob_features(seed: int) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -6,6 +6,7 @@ one whose codebook comes from one E-step: usable, not good.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -18,17 +19,20 @@ from conftest import tone_clip
 from wav2tok_core.audio.config import FeatureConfig
 from wav2tok_core.cli.main import build_parser
 from wav2tok_core.data.manifest import ManifestItem, write_manifest
-from wav2tok_core.data.spotting import TrueSpan, make_spotting_set
+from wav2tok_core.data.spotting import SpottingTaskConfig, TrueSpan, make_spotting_set, make_spotting_task
 from wav2tok_core.errors import ConfigError, EvalError, ManifestError
 from wav2tok_core.eval.baselines import dtw_score_matrix
 from wav2tok_core.eval.conditions import Condition, EvalClip
 from wav2tok_core.eval.config import EvalConfig
 from wav2tok_core.eval.methods import METHODS, build_methods
 from wav2tok_core.eval.protocol import evaluate, evaluate_manifest, judgements, protocol_sides
-from wav2tok_core.eval.spotting import evaluate_spotting
+from wav2tok_core.eval.spotting import SPOTTING_METHODS, evaluate_spotting, evaluate_spotting_task
 from wav2tok_core.model.codebook import fit_model_codebook
 from wav2tok_core.model.config import ModelConfig
+from wav2tok_core.model.tokens import token_runs
 from wav2tok_core.model.wav2tok import Wav2Tok
+from wav2tok_core.search.index import TokenIndex
+from wav2tok_core.search.spotting import RecordingIndex
 
 SR = 16000
 CLASSES = 3
@@ -292,13 +296,59 @@ def test_spotting_exact_copies_are_found_by_both_methods(data) -> None:
     recordings = {f"r{i}": it.path for i, it in enumerate(chosen)}
     queries = {f"q{i}": it.path for i, it in enumerate(chosen)}
     truths = [TrueSpan(f"q{i}", f"r{i}", 0.0, sf.info(str(it.path)).duration) for i, it in enumerate(chosen)]
-    result = evaluate_spotting(data["model"], queries, {**recordings, "bad": "/nonexistent.wav"}, truths)
+    result = evaluate_spotting(data["model"], queries, {**recordings, "bad": "/nonexistent.wav"}, truths,
+                               methods=SPOTTING_METHODS)
     assert result.n_recordings == 3 and [s["path"] for s in result.skipped] == ["/nonexistent.wav"]
-    for method in ("wav2tok", "sdtw-mfcc"):
-        assert result.curves[method].best()[1] == pytest.approx(1.0)
+    for method in SPOTTING_METHODS:
+        assert result.methods[method].curve.best()[1] == pytest.approx(1.0)
+        assert result.methods[method].map == pytest.approx(1.0)
     report = result.to_dict()
     assert report["methods"]["wav2tok"]["best_f1"] == pytest.approx(1.0)
+    assert report["methods"]["sdtw-encoder"]["mtwv"] == pytest.approx(1.0)
     assert "sdtw-mfcc" in result.to_markdown()
+
+
+def test_spotting_task_keeps_queries_out_and_searches_other_speakers(data) -> None:
+    config = SpottingTaskConfig(clips_per_recording=2, queries_per_label=1, seed=3)
+    task = make_spotting_task(data["test"], config, sr=SR)
+    assert len(task.queries) == 6 and set(task.query_labels.values()) == {"c0", "c1", "c2"}
+    placed = {seg.path for seg in task.recordings.segments}
+    assert len(placed) == 6 and placed.isdisjoint(str(p) for p in task.queries)
+    assert sorted(task.recordings.recordings) == ["s0-000", "s0-001", "s1-000", "s1-001"]
+    for qid, rids in task.searched.items():
+        assert rids and all(task.speakers[r] != task.speakers[qid] for r in rids)
+    truths = task.truths()
+    assert len(truths) == 6  # each label is left once in the other speaker's recordings
+    assert all(task.speakers[t.recording_id] != task.speakers[t.query_id] for t in truths)
+    seconds = task.searched_seconds()
+    assert all(s == pytest.approx(sum(task.recordings.recordings[r].size for r in task.searched[q]) / SR)
+               for q, s in seconds.items())
+    same = make_spotting_task(data["test"], dataclasses.replace(config, query_speakers="same"), sr=SR)
+    assert all(same.speakers[r] == same.speakers[q] for q, rids in same.searched.items() for r in rids)
+    with pytest.raises(ConfigError, match="no query has a recording"):
+        make_spotting_task([it for it in data["test"] if it.speaker == "s0"], config, sr=SR)
+
+
+def test_spotting_task_noise_has_the_asked_snr(data) -> None:
+    config = SpottingTaskConfig(clips_per_recording=3, queries_per_label=1, noise_snr_db=10.0)
+    clean = make_spotting_task(data["test"], dataclasses.replace(config, noise_snr_db=None), sr=SR)
+    noisy = make_spotting_task(data["test"], config, sr=SR)
+    for rid, wave in noisy.recordings.recordings.items():
+        noise = wave - clean.recordings.recordings[rid]
+        speech = np.concatenate([clean.recordings.recordings[rid][round(s.start_s * SR):round(s.end_s * SR)]
+                                 for s in clean.recordings.segments if s.recording_id == rid])
+        assert 10 * np.log10(np.mean(speech ** 2) / np.mean(noise ** 2)) == pytest.approx(10.0, abs=0.5)
+
+
+def test_spotting_task_evaluation_reports_every_measure(data) -> None:
+    task = make_spotting_task(data["test"], SpottingTaskConfig(clips_per_recording=2, queries_per_label=1), sr=SR)
+    result = evaluate_spotting_task(data["model"], task)
+    assert list(result.methods) == list(SPOTTING_METHODS) and result.max_hits == 2
+    for name, row in result.to_dict()["methods"].items():
+        assert row["n_true"] == 6
+        assert 0 <= row["map"] <= 1 and 0 <= row["p_at_10"] <= 0.1 and 0 <= row["mtwv"] <= 1
+        assert row["search_ms_per_query_hour"] > 0 and row["prepare_s"] > 0
+    assert "ATWV" in result.to_markdown()
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -335,6 +385,64 @@ def test_index_reports_a_bad_file_and_strict_fails(data, tmp_path, capsys) -> No
     assert "empty.wav" in capsys.readouterr().err
     assert run_cli(*args, "--strict") == 1
     assert run_cli("search", "--index", tmp_path / "nope.npz", "--model", data["model_path"], bad) == 2
+
+
+def test_spot_finds_the_query_span_in_a_synthetic_recording(data, tmp_path, capsys) -> None:
+    """A recording whose tokens are three clips' tokens back to back (with their frame runs): the query clip
+    is found where it sits, within one token's duration at each end."""
+    model = data["model"]
+    before, query, after = data["test"][0], data["test"][5], data["test"][10]
+    pieces = [token_runs(f, model.config.keep_repeats) for f in model.frame_tokens([before.path, query.path, after.path])]
+    index = TokenIndex(frame_s=model.config.features.frame_s)
+    index.add(["rec"], [sum((t for t, _ in pieces), [])], [{"label": "mixed"}], [sum((r for _, r in pieces), [])])
+    index.save(tmp_path / "rec.npz")
+    frame_s = model.config.features.frame_s
+    true_start, true_end = sum(pieces[0][1]) * frame_s, (sum(pieces[0][1]) + sum(pieces[1][1])) * frame_s
+    out = tmp_path / "spot.json"
+    assert run_cli("spot", "--index", tmp_path / "rec.npz", "--model", data["model_path"], query.path, "--k", "3",
+                   "--json", out, "--device", "cpu") == 0
+    (result,) = json.loads(out.read_text())["results"]
+    best = result["hits"][0]
+    assert (best["rank"], best["recording"], best["label"], best["score"]) == (1, "rec", "mixed", pytest.approx(1.0))
+    first, last = pieces[1][1][0] * frame_s, pieces[1][1][-1] * frame_s  # the query's first and last token
+    assert abs(best["start_s"] - true_start) <= first and abs(best["end_s"] - true_end) <= last
+    assert "rec" in capsys.readouterr().out
+
+
+def test_index_of_long_recordings_holds_token_times(data, tmp_path) -> None:
+    long = tmp_path / "long.wav"
+    sf.write(long, np.concatenate([np.zeros(SR // 2, np.float32), tone_clip(1, 8), np.zeros(SR, np.float32),
+                                   tone_clip(2, 9)]), SR)
+    assert run_cli("index", "--model", data["model_path"], long, "--out", tmp_path / "long.npz", "--device", "cpu") == 0
+    recordings = RecordingIndex.load(tmp_path / "long.npz")
+    frames = data["model"].frame_tokens([long])[0]
+    assert recordings.ends_s[-1] == pytest.approx(frames.numel() * data["model"].config.features.frame_s)
+    assert np.all(recordings.starts_s[1:] == recordings.ends_s[:-1])  # tokens tile the recording
+
+
+def test_spot_rejects_a_missing_or_corrupt_index_in_one_line(data, tmp_path, capsys) -> None:
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    for index in (tmp_path / "missing.npz", corrupt):
+        assert run_cli("spot", "--index", index, "--model", data["model_path"], data["test"][0].path) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("wav2tok spot: error:") and str(index) in err and "\n" not in err
+    assert run_cli("spot", "--index", corrupt, "--model", data["model_path"], data["test"][0].path,
+                   "--threshold", "1.5") == 2
+
+
+def test_evaluate_spotting_command_writes_both_reports(data, tmp_path, capsys) -> None:
+    out, md = tmp_path / "spot.json", tmp_path / "spot.md"
+    assert run_cli("evaluate", "--task", "spotting", "--model", data["model_path"], "--manifest", data["manifest"],
+                   "--methods", "wav2tok", "sdtw-mfcc", "--clips_per_recording", "2", "--queries_per_label", "1",
+                   "--noise_snr_db", "20", "--out", out, "--markdown", md, "--device", "cpu") == 0
+    report = json.loads(out.read_text())
+    assert report["format"] == "wav2tok-spotting" and report["n_queries"] == 6 and report["max_hits"] == 2
+    assert set(report["methods"]) == {"wav2tok", "sdtw-mfcc"} and "| sdtw-mfcc |" in md.read_text()
+    assert report["twv_constants"]["beta"] == pytest.approx(999.9)
+    assert "MTWV" in capsys.readouterr().out
+    assert run_cli("evaluate", "--task", "spotting", "--model", data["model_path"], "--manifest", data["manifest"],
+                   "--methods", "dtw-mfcc", "--out", out) == 2
 
 
 def test_evaluate_command_writes_both_reports(data, tmp_path, capsys) -> None:

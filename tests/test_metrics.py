@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wav2tok_core.data.spotting import TrueSpan
-from wav2tok_core.eval.metrics import (interval_iou, match_detections, ranking_metrics, relevant_in_rank_order,
+from wav2tok_core.eval.metrics import (NIST_BETA, interval_iou, match_detections, ranked_detection_metrics, ranking_metrics,
+                                       relevant_in_rank_order, term_weighted_values,
                                        spotting_pr_curve)
 from wav2tok_core.search.spotting import ScoredSpan
 
@@ -135,3 +136,38 @@ def test_pr_curve_at_given_thresholds() -> None:
 def test_pr_curve_needs_ground_truth() -> None:
     with pytest.raises(ValueError):
         spotting_pr_curve(spotting_case()[0], [])
+
+
+def test_term_weighted_value_hand_case() -> None:
+    """Terms q1 (2 true occurrences, searched in 100 s) and q2 (1, in 50 s), beta = 10, one trial per second.
+
+    Costs P_miss + 10 P_FA per threshold: q1 1, 0.5, 0.5 + 10/98, same, 0.5 + 20/98, same; q2 1, 1, 1, 0, 0,
+    10/49. TWV = 1 - mean cost; the best is at 0.7. ATWV: q1 is scored at the threshold best for q2 (0.7), q2
+    at the one best for q1 (0.9): 1 - (0.5 + 10/98 + 1) / 2.
+    """
+    curve = term_weighted_values(*spotting_case(), searched_s={"q1": 100.0, "q2": 50.0}, beta=10.0)
+    np.testing.assert_allclose(curve.thresholds, [np.inf, 0.9, 0.8, 0.7, 0.6, 0.5])
+    q1 = np.array([1, 0.5, 0.5 + 10 / 98, 0.5 + 10 / 98, 0.5 + 20 / 98, 0.5 + 20 / 98])
+    q2 = np.array([1, 1, 1, 0, 0, 10 / 49])
+    np.testing.assert_allclose(curve.twv, 1 - (q1 + q2) / 2)
+    assert curve.maximum() == pytest.approx((0.7, 1 - (0.5 + 10 / 98) / 2))
+    assert curve.two_fold() == pytest.approx(1 - (0.5 + 10 / 98 + 1) / 2)
+    assert curve.twv[0] == 0.0  # detecting nothing is worth 0
+
+
+def test_term_weighted_value_nist_constants() -> None:
+    assert NIST_BETA == pytest.approx(999.9)
+    detections, truths = spotting_case()
+    curve = term_weighted_values(detections, truths, searched_s={"q1": 3600.0, "q2": 3600.0})
+    # at 0.7: q1 misses one of two and has one false alarm in 3598 non-target trials; q2 is perfect
+    assert curve.maximum() == pytest.approx((0.7, 1 - (0.5 + 999.9 / 3598) / 2))
+    with pytest.raises(ValueError, match="non-target"):
+        term_weighted_values(detections, truths, searched_s={"q1": 2.0, "q2": 50.0})
+
+
+def test_ranked_detection_metrics_hand_case() -> None:
+    # q1: correct, wrong, wrong over 2 occurrences -> AP 1/2; q2: correct, wrong over 1 -> AP 1
+    assert ranked_detection_metrics(*spotting_case()) == pytest.approx((0.75, 0.1))
+    tied = [ScoredSpan("q", "r", 0.5, 0, 10), ScoredSpan("q", "r", 0.5, 20, 30)]
+    # a tie between a correct and a wrong detection ranks the wrong one first
+    assert ranked_detection_metrics(tied, [TrueSpan("q", "r", 0, 10)], depth=1) == pytest.approx((0.5, 0.0))

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wav2tok_core.errors import IndexFileError
-from wav2tok_core.search.index import (MAX_TOKEN, TokenIndex, _flatten, _NgramIndex, candidate_recall,
-                                       edit_similarity_matrix, encode_tokens)
-from wav2tok_core.search.spotting import find_occurrences, span_seconds, spot_batch
+from wav2tok_core.search.index import (MAX_TOKEN, TokenIndex, _digest, _flatten, _json_bytes, _NgramIndex,
+                                       candidate_recall, edit_similarity_matrix, encode_tokens)
+from wav2tok_core.search.spotting import (RecordingIndex, _semiglobal_last_row, find_occurrences, select_spans,
+                                          span_seconds, spot_batch)
 
 token_strings = st.lists(st.integers(0, 3), min_size=0, max_size=8)
 
@@ -273,3 +274,71 @@ def test_spot_batch_threshold_and_times() -> None:
     assert detections[0].scored_span(seconds=True).end == pytest.approx(0.5)
     with pytest.raises(ValueError):
         spot_batch({"q": [1]}, {"r": [1, 2]}, token_times={"r": [(0.0, 0.1)]})
+
+
+def one_pass_occurrences(query: list[int], recording: list[int], max_hits: int, threshold: float) -> list[tuple]:
+    """The search without the bit-parallel filter: the exact DP over the whole recording, every end a candidate."""
+    q, text = np.array(query), np.array(recording, dtype=np.int64)
+    distance, start = _semiglobal_last_row(q, text)
+    chosen = np.empty(max_hits, dtype=np.int64)
+    select_spans(distance, start, np.arange(text.size + 1), q.size, chosen)
+    rows = [(int(distance[c]), int(start[c]), int(c)) for c in chosen if c >= 0]
+    return [(s, e, d) for d, s, e in rows if 1 - d / q.size >= threshold]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=8), st.lists(st.integers(0, 4), max_size=40),
+       st.integers(1, 4), st.sampled_from([0.0, 0.3, 0.5, 0.75, 1.0]))
+def test_two_pass_spotting_equals_the_exact_dp(query, recording, max_hits, threshold) -> None:
+    found = [(m.start, m.end, m.distance) for m in find_occurrences(query, recording, max_hits, threshold)]
+    assert found == one_pass_occurrences(query, recording, max_hits, threshold)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(60, 200), st.integers(0, 400), st.integers(0, 2**31))
+def test_two_pass_spotting_with_queries_longer_than_a_machine_word(m: int, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    query = rng.integers(0, 4, m).tolist()
+    recording = rng.integers(0, 5, n).tolist()
+    if n > m:  # plant a lightly edited copy
+        at = int(rng.integers(0, n - m + 1))
+        recording[at:at + m] = [t if rng.random() > 0.1 else 4 for t in query]
+    found = [(x.start, x.end, x.distance) for x in find_occurrences(query, recording, 2, 0.4)]
+    assert found == one_pass_occurrences(query, recording, 2, 0.4)
+
+
+def test_recording_index_reads_token_times_from_an_index_file(tmp_path) -> None:
+    index = TokenIndex(frame_s=0.01)
+    index.add(["a", "b"], [[5, 1, 2, 3, 5], [1, 2, 3]], [{"label": "x"}, {}], runs=[[10, 3, 2, 4, 1], [1, 1, 1]])
+    index.save(tmp_path / "rec.npz")
+    recordings = RecordingIndex.load(tmp_path / "rec.npz")
+    assert recordings.ids == ["a", "b"] and recordings.metadata[0] == {"label": "x"}
+    detections = recordings.spot({"q": [1, 2, 3]}, threshold=1.0)
+    assert [(d.recording_id, d.start, d.end) for d in detections] == [("a", 1, 4), ("b", 0, 3)]
+    assert (detections[0].start_s, detections[0].end_s) == pytest.approx((0.10, 0.19))  # frames 10 to 19
+    assert (detections[1].start_s, detections[1].end_s) == pytest.approx((0.0, 0.03))
+    assert TokenIndex.load(tmp_path / "rec.npz").tokens("a") == [5, 1, 2, 3, 5]
+
+
+def test_token_times_are_checked(tmp_path) -> None:
+    with pytest.raises(ValueError, match="exactly when"):
+        TokenIndex().add(["a"], [[1]], runs=[[1]])
+    with pytest.raises(ValueError, match="one frame count per token"):
+        TokenIndex(frame_s=0.01).add(["a"], [[1, 2]], runs=[[1]])
+    with pytest.raises(ValueError, match="at least one frame"):
+        TokenIndex(frame_s=0.01).add(["a"], [[1]], runs=[[0]])
+    plain = TokenIndex()
+    plain.add(["a"], [[1, 2]])
+    plain.save(tmp_path / "plain.npz")
+    with pytest.raises(IndexFileError, match="no token times"):
+        RecordingIndex.load(tmp_path / "plain.npz")
+
+
+def test_version_1_index_files_are_still_read(tmp_path) -> None:
+    payload = {"tokens": np.array([1, 2, 3], dtype=np.int32), "offsets": np.array([0, 1, 3], dtype=np.int64),
+               "ids": _json_bytes(["a", "b"]), "metadata": _json_bytes([{}, {"label": "x"}])}
+    header = {"format": "wav2tok-token-index", "version": 1, "ngram": 2, "count": 2}
+    header["sha256"] = _digest(header, payload)
+    np.savez(tmp_path / "v1.npz", header=_json_bytes(header), **payload)
+    index = TokenIndex.load(tmp_path / "v1.npz")
+    assert index.tokens("b") == [2, 3] and index.metadata("b") == {"label": "x"} and index.frame_s is None

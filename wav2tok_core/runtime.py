@@ -7,8 +7,9 @@ import json
 import os
 import random
 import tempfile
+import time
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 import numba
 import numpy as np
@@ -51,6 +52,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
     return dev
+
+
+def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """``(fn(*args), wall seconds)``: how encoding, scoring and spotting costs are measured."""
+    start = time.perf_counter()
+    value = fn(*args)
+    return value, time.perf_counter() - start
 
 
 def seed_everything(seed: int) -> None:

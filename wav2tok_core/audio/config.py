@@ -46,6 +46,11 @@ class FeatureConfig:
                      f"{self.n_fft} samples cannot hold two periods of f0_min={self.f0_min} Hz at {self.sr} Hz")
 
     @property
+    def frame_s(self) -> float:
+        """Seconds per frame step (hop)."""
+        return self.hop_length / self.sr
+
+    @property
     def dim(self) -> int:
         """Feature dimension F of one frame."""
         if self.kind == "stft":

@@ -1,9 +1,11 @@
 """The ``tokenize``, ``index`` and ``search`` subcommands of ``wav2tok`` (wired in by :func:`register`).
 
 * ``wav2tok tokenize INPUT... --model M [--out tokens.json]``: token strings of audio files, folders or manifests.
-* ``wav2tok index --model M MANIFEST... --out index.npz [--split test]``: tokenize clips into a
-  :class:`TokenIndex` (id = path; metadata path, label, speaker, split).
+* ``wav2tok index --model M MANIFEST... --out index.npz [--split test]``: tokenize clips (or long
+  recordings) into a :class:`TokenIndex` with token times (id = path; metadata path, label, speaker, split).
 * ``wav2tok search --index I --model M QUERY.wav... [--k 10] [--candidates N] [--json OUT]``: ranked hits.
+* ``wav2tok spot --index I --model M QUERY.wav... [--threshold 0.6] [--k 10] [--json OUT]``: where in the
+  indexed recordings each query is spoken (recording, start and end second, score).
 
 Batch jobs never stop at a bad audio file: they skip it, report it by name with the reason (on stderr and
 in their JSON output), and exit 1 only with ``--strict``. ``tokenize`` and ``index`` can be sharded
@@ -19,22 +21,25 @@ from typing import Any, Sequence
 from ..data.manifest import ManifestItem, read_manifest
 from ..errors import ConfigError, InputError, ShardError
 from ..model.wav2tok import load_model
-from ..runtime import atomic_write, write_json
+from ..runtime import atomic_write, timed, write_json
 from ..search.batch import tokenize_files
 from ..search.index import Hit, TokenIndex
 from ..search.shards import resolve_shard, run_shard
+from ..search.spotting import RecordingIndex
 from .common import add_command, add_job_options, add_shard_options, add_threads_option, expand_inputs, report_failures
 
 
-def tokenize_job(args: argparse.Namespace, paths: list[Path]) -> tuple[list[dict], list[dict[str, str]]] | None:
-    """Token strings of ``paths`` as ``[{"path", "tokens"}]`` rows in input order, plus the failures.
+def tokenize_job(args: argparse.Namespace, paths: list[Path],
+                 times: bool = False) -> tuple[list[dict], list[dict[str, str]]] | None:
+    """Token strings of ``paths`` as ``[{"path", "tokens"}]`` rows in input order, plus the failures; with
+    ``times`` each row's tokens are ``[token string, frames per token]``.
 
     With ``--shard/--num-shards`` (or under torchrun) only this shard's block is tokenized into its part
     file; returns None until every part is done (see :mod:`wav2tok_core.search.shards`).
     """
     shard, device = resolve_shard(args.shard, args.num_shards, args.device)
     model = load_model(args.model, device)
-    work = lambda ps: tokenize_files(model, ps, args.batch_size, progress=args.progress)  # noqa: E731
+    work = lambda ps: tokenize_files(model, ps, args.batch_size, progress=args.progress, times=times)  # noqa: E731
     if shard.count == 1:
         tokens, failed = work(paths)
         return [{"path": str(p), "tokens": t} for p, t in tokens.items()], failed
@@ -88,14 +93,15 @@ def cmd_index(args: argparse.Namespace) -> int:
     items = collect_items(args.inputs, args.split)
     if not items:
         raise InputError("no clips to index (check the inputs and --split)")
-    job = tokenize_job(args, [it.path for it in items])
+    job = tokenize_job(args, [it.path for it in items], times=True)
     if job is None:
         return 0
     rows, failed = job
-    tokens = {row["path"]: row["tokens"] for row in rows}
-    kept = [it for it in items if str(it.path) in tokens]
-    index = TokenIndex(ngram=args.ngram)
-    index.add([str(it.path) for it in kept], [tokens[str(it.path)] for it in kept], [item_metadata(it) for it in kept])
+    encoded = {row["path"]: row["tokens"] for row in rows}  # path -> (token string, frames per token)
+    kept = [it for it in items if str(it.path) in encoded]
+    index = TokenIndex(ngram=args.ngram, frame_s=load_model(args.model).config.features.frame_s)
+    index.add([str(it.path) for it in kept], [encoded[str(it.path)][0] for it in kept],
+              [item_metadata(it) for it in kept], [encoded[str(it.path)][1] for it in kept])
     index.save(args.out)
     print(f"indexed {len(kept)} of {len(items)} clip(s) into {args.out}")
     report_failures(failed, len(items))
@@ -131,6 +137,33 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 1 if failed and args.strict else 0
 
 
+def cmd_spot(args: argparse.Namespace) -> int:
+    if args.k < 1 or args.max_hits < 1:
+        raise ConfigError("--k and --max_hits must be >= 1")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise ConfigError(f"--threshold must be in [0, 1], got {args.threshold}")
+    index = RecordingIndex.load(args.index)
+    model = load_model(args.model, args.device)
+    paths = expand_inputs(args.queries)
+    tokens, failed = tokenize_files(model, paths, args.batch_size, progress=args.progress)
+    failed += [{"path": str(p), "reason": f"{p}: no tokens (too short)"} for p in paths if p in tokens and not tokens[p]]
+    results = []
+    for path in (p for p in paths if tokens.get(p)):
+        detections, seconds = timed(index.spot, {str(path): tokens[path]}, args.threshold, args.max_hits)
+        hits = [{"rank": rank, "recording": d.recording_id, "start_s": d.start_s, "end_s": d.end_s, "score": d.score,
+                 "label": index.metadata[index.ids.index(d.recording_id)].get("label")}
+                for rank, d in enumerate(detections[:args.k], 1)]
+        results.append({"query": str(path), "tokens": tokens[path], "search_s": seconds, "hits": hits})
+        print(f"query {path}")
+        for hit in hits:
+            print(f"  {hit['rank']:>3}  {hit['score']:.3f}  {hit['start_s']:9.2f}-{hit['end_s']:.2f} s  {hit['recording']}")
+    if args.json:
+        write_json(args.json, {"index": str(args.index), "model": str(args.model), "threshold": args.threshold,
+                               "k": args.k, "max_hits": args.max_hits, "results": results, "failed": failed})
+    report_failures(failed, len(paths))
+    return 1 if failed and args.strict else 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``tokenize``, ``index`` and ``search`` to the ``wav2tok`` command."""
     def batch_job(name: str, command, help: str, out_help: str, out_required: bool) -> argparse.ArgumentParser:
@@ -156,6 +189,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="the model the index was built with")
     p.add_argument("--k", type=int, default=10, help="hits per query")
     p.add_argument("--candidates", type=int, help="n-gram candidates rescored per query (default: exhaustive)")
+    p.add_argument("--json", help="also write the results as JSON here")
+    add_job_options(p)
+    add_threads_option(p)
+
+    p = add_command(subparsers, "spot", cmd_spot, help="find where query audio is spoken in indexed recordings")
+    p.add_argument("queries", nargs="+", help="query audio files, folders or manifests")
+    p.add_argument("--index", required=True, help="index of the recordings, written by `wav2tok index`")
+    p.add_argument("--model", required=True, help="the model the index was built with")
+    p.add_argument("--threshold", type=float, default=0.6,
+                   help="least score 1 - edit distance / query length of a detection (default 0.6)")
+    p.add_argument("--k", type=int, default=10, help="detections per query, best first")
+    p.add_argument("--max_hits", type=int, default=5, help="most detections per query in one recording")
     p.add_argument("--json", help="also write the results as JSON here")
     add_job_options(p)
     add_threads_option(p)

@@ -12,8 +12,8 @@ DTW details (shared by full and subsequence DTW):
   exactly equal D the one with the shorter path wins, so (D, L) is the lexicographic minimum over
   all warping paths.
 * the reported distance is ``D / L``; similarities for :mod:`wav2tok_core.metrics` are ``-D / L``.
-* subsequence DTW lets the query start and end at any recording frame and picks the end with the
-  least ``D / L``.
+* subsequence DTW lets the query start and end at any recording frame; the placements reported are the
+  ends with the least ``D / L``, without overlaps (:func:`subsequence_dtw_hits`).
 
 The numba kernels are compiled on first use (a few seconds per process).
 """
@@ -27,6 +27,7 @@ from sklearn.cluster import MiniBatchKMeans
 
 from ..model.tokens import collapse
 from ..search.index import edit_similarity_matrix
+from ..search.spotting import select_spans
 
 METRICS = ("euclidean", "cosine")
 
@@ -52,12 +53,10 @@ def _better(cost: float, length: int, best_cost: float, best_length: int) -> boo
 
 
 @njit(cache=False)
-def _dtw_pair(a: np.ndarray, b: np.ndarray, cosine: bool, subsequence: bool) -> tuple[float, int, int]:
-    """Path-normalised DTW of a (m, F) against b (n, F): (D / L, start frame in b, end frame in b + 1).
-
-    Rolling rows of accumulated cost, path length and path start (the start is only free in
-    subsequence mode).
-    """
+def _dtw_last_row(a: np.ndarray, b: np.ndarray, cosine: bool, subsequence: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DTW of a (m, F) against b (n, F), up to the last query frame: for every end frame j of b, the path's
+    accumulated cost, its length and its start frame in b, three (n,) arrays (the start is only free in
+    subsequence mode)."""
     m, n = a.shape[0], b.shape[0]
     cost = np.empty(n)
     length = np.empty(n, dtype=np.int64)
@@ -82,28 +81,52 @@ def _dtw_pair(a: np.ndarray, b: np.ndarray, cosine: bool, subsequence: bool) -> 
             cost[j] = best_cost + _local_cost(a, b, i, j, cosine)
             length[j] = best_length + 1
             origin[j] = best_origin
-    end = n - 1
-    if subsequence:
-        for j in range(n):
-            if cost[j] / length[j] < cost[end] / length[end]:
-                end = j
-    return cost[end] / length[end], origin[end], end + 1
+    return cost, length, origin
+
+
+@njit(cache=False)
+def _dtw_pair(a: np.ndarray, b: np.ndarray, cosine: bool) -> float:
+    """Path-normalised DTW distance D / L of a (m, F) and b (n, F)."""
+    cost, length, _ = _dtw_last_row(a, b, cosine, False)
+    return cost[-1] / length[-1]
 
 
 @njit(parallel=True, cache=False)
-def _dtw_all_pairs(
-    q_flat: np.ndarray, q_offsets: np.ndarray, d_flat: np.ndarray, d_offsets: np.ndarray, cosine: bool, subsequence: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """DTW of every query against every database sequence: three (n_q, n_d) arrays (distance, start, end)."""
+def _dtw_all_pairs(q_flat: np.ndarray, q_offsets: np.ndarray, d_flat: np.ndarray, d_offsets: np.ndarray,
+                   cosine: bool) -> np.ndarray:
+    """DTW distance of every query against every database sequence, (n_q, n_d)."""
     n_q, n_d = q_offsets.size - 1, d_offsets.size - 1
     distance = np.empty((n_q, n_d))
-    start = np.empty((n_q, n_d), dtype=np.int64)
-    end = np.empty((n_q, n_d), dtype=np.int64)
     for pair in prange(n_q * n_d):
         qi, di = pair // n_d, pair % n_d
-        a = q_flat[q_offsets[qi]:q_offsets[qi + 1]]
-        b = d_flat[d_offsets[di]:d_offsets[di + 1]]
-        distance[qi, di], start[qi, di], end[qi, di] = _dtw_pair(a, b, cosine, subsequence)
+        distance[qi, di] = _dtw_pair(q_flat[q_offsets[qi]:q_offsets[qi + 1]], d_flat[d_offsets[di]:d_offsets[di + 1]],
+                                     cosine)
+    return distance
+
+
+@njit(parallel=True, cache=False)
+def _subsequence_hits(q_flat: np.ndarray, q_offsets: np.ndarray, d_flat: np.ndarray, d_offsets: np.ndarray,
+                      cosine: bool, max_hits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Up to ``max_hits`` non-overlapping placements of every query in every recording, best D / L first
+    (:func:`wav2tok_core.search.spotting.select_spans` over the ends of the last DTW row): distance (n_q, n_d,
+    max_hits) float, NaN = none; start and end frames, same shape, int64, -1 = none."""
+    n_q, n_d = q_offsets.size - 1, d_offsets.size - 1
+    distance = np.full((n_q, n_d, max_hits), np.nan)
+    start = np.full((n_q, n_d, max_hits), -1, dtype=np.int64)
+    end = np.full((n_q, n_d, max_hits), -1, dtype=np.int64)
+    for pair in prange(n_q * n_d):
+        qi, di = pair // n_d, pair % n_d
+        m = q_offsets[qi + 1] - q_offsets[qi]
+        cost, length, origin = _dtw_last_row(q_flat[q_offsets[qi]:q_offsets[qi + 1]],
+                                             d_flat[d_offsets[di]:d_offsets[di + 1]], cosine, True)
+        ends = np.arange(1, cost.size + 1)
+        normalised = cost / length
+        chosen = np.empty(max_hits, dtype=np.int64)
+        select_spans(normalised, origin, ends, m, chosen)
+        for h in range(max_hits):
+            c = chosen[h]
+            if c >= 0:
+                distance[qi, di, h], start[qi, di, h], end[qi, di, h] = normalised[c], origin[c], ends[c]
     return distance, start, end
 
 
@@ -187,37 +210,45 @@ def _stack(features: Sequence[np.ndarray], metric: str, dim: int | None = None) 
     return flat, offsets
 
 
-def _run(queries: Sequence[np.ndarray], database: Sequence[np.ndarray], metric: str, subsequence: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stack inputs (checking feature widths agree) and run the pairwise kernel."""
+def _stack_pair(queries: Sequence[np.ndarray], database: Sequence[np.ndarray],
+                metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Both sides stacked for the kernels, checking that feature widths agree."""
     q_flat, q_offsets = _stack(queries, metric)
     d_flat, d_offsets = _stack(database, metric, dim=q_flat.shape[1] if len(queries) else None)
-    if not len(queries) or not len(database):
-        shape = (len(queries), len(database))
-        return np.zeros(shape), np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
-    return _dtw_all_pairs(q_flat, q_offsets, d_flat, d_offsets, metric == "cosine", subsequence)
+    return q_flat, q_offsets, d_flat, d_offsets
 
 
 def dtw_distance(a: np.ndarray, b: np.ndarray, metric: str = "euclidean") -> float:
     """Path-length-normalised DTW distance of a (m, F) and b (n, F)."""
-    return float(_run([a], [b], metric, subsequence=False)[0][0, 0])
+    return -float(dtw_score_matrix([a], [b], metric)[0, 0])
 
 
 def dtw_score_matrix(queries: Sequence[np.ndarray], database: Sequence[np.ndarray], metric: str = "euclidean") -> np.ndarray:
     """Similarities ``-D / L`` of every query against every database sequence, shape (n_queries, n_database)."""
-    return 0.0 - _run(queries, database, metric, subsequence=False)[0]
+    stacked = _stack_pair(queries, database, metric)
+    if not len(queries) or not len(database):
+        return np.zeros((len(queries), len(database)))
+    return 0.0 - _dtw_all_pairs(*stacked, metric == "cosine")
+
+
+def subsequence_dtw_hits(queries: Sequence[np.ndarray], recordings: Sequence[np.ndarray], max_hits: int = 1,
+                         metric: str = "euclidean") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Up to ``max_hits`` non-overlapping placements of every query (m_i, F) in every recording (n_j, F), by
+    subsequence DTW, best first: distance ``D / L`` (n_queries, n_recordings, max_hits), NaN = none; start
+    frame and end frame (exclusive), same shape, int64, -1 = none."""
+    if max_hits < 1:
+        raise ValueError("max_hits must be >= 1")
+    stacked = _stack_pair(queries, recordings, metric)
+    if not len(queries) or not len(recordings):
+        shape = (len(queries), len(recordings), max_hits)
+        return np.zeros(shape), np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
+    return _subsequence_hits(*stacked, metric == "cosine", max_hits)
 
 
 def subsequence_dtw(query: np.ndarray, recording: np.ndarray, metric: str = "euclidean") -> tuple[float, int, int]:
     """Best placement of query (m, F) inside recording (n, F): (D / L, start frame, end frame exclusive)."""
-    distance, start, end = _run([query], [recording], metric, subsequence=True)
-    return float(distance[0, 0]), int(start[0, 0]), int(end[0, 0])
-
-
-def subsequence_dtw_matrix(
-    queries: Sequence[np.ndarray], recordings: Sequence[np.ndarray], metric: str = "euclidean"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Subsequence DTW of every query in every recording: (distance, start, end), each (n_queries, n_recordings)."""
-    return _run(queries, recordings, metric, subsequence=True)
+    distance, start, end = subsequence_dtw_hits([query], [recording], 1, metric)
+    return float(distance[0, 0, 0]), int(start[0, 0, 0]), int(end[0, 0, 0])
 
 
 class KMeansTokenizer:

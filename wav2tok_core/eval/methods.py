@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
@@ -65,13 +64,6 @@ class Method(Protocol):
         """Storage of these representations in bytes."""
 
 
-def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
-    """``(fn(*args), wall seconds)``: how encoding, scoring and spotting costs are measured."""
-    start = time.perf_counter()
-    value = fn(*args)
-    return value, time.perf_counter() - start
-
-
 # ------------------------------------------------------------------------------------------------ building blocks
 
 class Featurizer:
@@ -85,7 +77,7 @@ class Featurizer:
     @property
     def frame_s(self) -> float:
         """Seconds per frame step."""
-        return self.extractor.config.hop_length / self.extractor.config.sr
+        return self.extractor.config.frame_s
 
     def __call__(self, waves: Sequence[torch.Tensor]) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.zeros(0)] * len(waves)

@@ -22,6 +22,15 @@ matched true occurrence of that query in that recording with intersection-over-u
 scores), each true occurrence at most once, so duplicate detections of one occurrence count as false
 positives. Spans are half-open ``[start, end)`` in any unit (token positions or seconds) as long as
 detections and ground truth use the same one.
+
+Term-weighted value (NIST STD 2006 evaluation plan): each query is a term. At a decision threshold
+``t``, a term's miss probability is ``P_miss = 1 - N_correct / N_true`` and its false-alarm probability
+``P_FA = N_FA / (N_trials - N_true)``, where ``N_trials = trial_rate * T`` counts one trial per second
+(``trial_rate = 1``) of the audio ``T`` the term was searched in. ``TWV(t) = 1 - mean over terms with
+N_true > 0 of (P_miss + beta * P_FA)`` with ``beta = (C / V) * (1 / P_term - 1) = 999.9`` for NIST's
+cost ``C = 0.1``, value ``V = 1`` and prior ``P_term = 1e-4``. 1 is perfect, 0 is detecting nothing,
+and it is negative when false alarms outweigh hits. MTWV is the maximum over thresholds; ATWV is the
+value at a threshold fixed in advance (how the evaluation fixes it is said there).
 """
 from __future__ import annotations
 
@@ -32,6 +41,11 @@ import numpy as np
 
 from ..data.spotting import TrueSpan
 from ..search.spotting import ScoredSpan
+
+
+NIST_COST, NIST_VALUE, NIST_TERM_PRIOR = 0.1, 1.0, 1e-4
+NIST_BETA = NIST_COST / NIST_VALUE * (1 / NIST_TERM_PRIOR - 1)  # 999.9
+TRIAL_RATE = 1.0  # trials per second of searched audio
 
 
 @dataclass(frozen=True)
@@ -185,3 +199,106 @@ def spotting_pr_curve(
     denominator = precision + recall
     f1 = np.where(denominator > 0, 2 * precision * recall / np.where(denominator > 0, denominator, 1), 0.0)
     return PRCurve(sweep, precision, recall, f1, len(truths))
+
+
+@dataclass(frozen=True)
+class TWVCurve:
+    """Per-term detection costs ``P_miss + beta * P_FA`` over a threshold sweep (see the module docstring).
+
+    ``thresholds`` (n,) descending; ``term_costs`` (n, n_terms), one column per term of ``terms``.
+    """
+
+    thresholds: np.ndarray
+    term_costs: np.ndarray
+    terms: tuple[str, ...]
+
+    @property
+    def twv(self) -> np.ndarray:
+        """(n,) TWV at each threshold."""
+        return 1.0 - self.term_costs.mean(axis=1)
+
+    def maximum(self) -> tuple[float, float]:
+        """``(threshold, MTWV)``: the best TWV and its threshold (the highest such threshold on ties)."""
+        i = int(np.argmax(self.twv))
+        return float(self.thresholds[i]), float(self.twv[i])
+
+    def two_fold(self) -> float:
+        """ATWV with the decision threshold fixed on held-out terms: terms are split into two folds
+        (alternate terms in sorted order); each fold is scored at the threshold that maximises TWV on the
+        other. NaN with fewer than two terms."""
+        if len(self.terms) < 2:
+            return float("nan")
+        fold = np.arange(len(self.terms)) % 2
+        costs = []
+        for held_out in (0, 1):
+            tuned = int(np.argmax(1.0 - self.term_costs[:, fold != held_out].mean(axis=1)))
+            costs.append(self.term_costs[tuned, fold == held_out])
+        return float(1.0 - np.concatenate(costs).mean())
+
+
+def term_weighted_values(
+    detections: Sequence[ScoredSpan],
+    truths: Sequence[TrueSpan],
+    searched_s: dict[str, float],
+    min_iou: float = 0.5,
+    beta: float = NIST_BETA,
+    trial_rate: float = TRIAL_RATE,
+) -> TWVCurve:
+    """Per-term costs at every distinct detection score and at +inf (detect nothing), over the terms (queries)
+    with at least one true occurrence.
+
+    Args:
+        detections: all detections, at any score.
+        truths: all true occurrences (must not be empty).
+        searched_s: query id -> seconds of audio it was searched in (``T``).
+    """
+    if not truths:
+        raise ValueError("spotting metrics need at least one true occurrence")
+    terms = tuple(sorted({t.query_id for t in truths}))
+    column = {term: i for i, term in enumerate(terms)}
+    n_true = np.bincount([column[t.query_id] for t in truths], minlength=len(terms))
+    non_targets = np.array([trial_rate * searched_s[term] for term in terms]) - n_true
+    if np.any(non_targets <= 0):
+        raise ValueError("a term has no non-target trials: less searched audio than true occurrences")
+    correct = match_detections(detections, truths, min_iou)
+    kept = [i for i, d in enumerate(detections) if d.query_id in column]
+    owner = np.array([column[detections[i].query_id] for i in kept], dtype=np.int64)
+    scores = np.array([detections[i].score for i in kept], dtype=np.float64)
+    hit = correct[kept]
+    sweep = np.concatenate([[np.inf], np.unique(scores)[::-1]])
+    order = np.argsort(-scores, kind="stable")
+    counts = np.zeros((order.size + 1, 2, len(terms)))  # after the k best detections: hits, false alarms per term
+    np.add.at(counts[1:], (np.arange(order.size), (~hit[order]).astype(np.int64), owner[order]), 1.0)
+    counts = np.cumsum(counts, axis=0)
+    above = counts[np.searchsorted(-scores[order], -sweep, side="right")]  # (n_thresholds, 2, n_terms)
+    costs = 1.0 - above[:, 0] / n_true + beta * above[:, 1] / non_targets
+    return TWVCurve(sweep, costs, terms)
+
+
+def ranked_detection_metrics(detections: Sequence[ScoredSpan], truths: Sequence[TrueSpan], min_iou: float = 0.5,
+                             depth: int = 10) -> tuple[float, float]:
+    """``(MAP, P@depth)`` of each query's detections ranked by score, over the queries with a true occurrence.
+
+    A query's average precision is the sum of the precision at each correct detection's rank divided by its
+    number of true occurrences (occurrences never detected count as precision 0); P@depth is the share of
+    correct detections among its ``depth`` best (a missing detection counts as wrong). Among equal scores
+    wrong detections rank first, as in the ranking metrics.
+    """
+    if not truths:
+        raise ValueError("spotting metrics need at least one true occurrence")
+    correct = match_detections(detections, truths, min_iou)
+    n_true: dict[str, int] = {}
+    for truth in truths:
+        n_true[truth.query_id] = n_true.get(truth.query_id, 0) + 1
+    ranked: dict[str, list[tuple[float, bool]]] = {q: [] for q in n_true}
+    for det, ok in zip(detections, correct):
+        if det.query_id in ranked:
+            ranked[det.query_id].append((det.score, bool(ok)))
+    aps, precisions = [], []
+    for query, rows in ranked.items():
+        scores, flags = np.array([r[0] for r in rows], dtype=np.float64), np.array([r[1] for r in rows], dtype=bool)
+        relevant = flags[np.lexsort((flags, -scores))]  # ties ranked pessimistically, wrong detections first
+        precision_at = np.cumsum(relevant) / np.arange(1, relevant.size + 1)
+        aps.append(float(precision_at[relevant].sum()) / n_true[query])
+        precisions.append(float(relevant[:depth].sum()) / depth)
+    return float(np.mean(aps)), float(np.mean(precisions))

@@ -30,10 +30,11 @@ from ..audio.io import load_clips
 from ..data.manifest import ManifestItem, read_manifest
 from ..errors import EvalError, ManifestError
 from ..model.wav2tok import Wav2Tok, load_model
+from ..runtime import timed
 from .conditions import EvalClip, transform_queries
 from .config import EvalConfig
 from .consistency import token_consistency
-from .methods import Method, build_methods, needs_train, timed
+from .methods import Method, build_methods, needs_train
 from .metrics import interpolated_precision, ranking_metrics, relevant_in_rank_order
 from .report import CellResult, EvalResult, MethodCosts, fmt
 

@@ -28,11 +28,15 @@ from ..runtime import atomic_write, write_json
 from .conditions import GROUPS
 from .config import EvalConfig
 from .consistency import MEASURES as CONSISTENCY_MEASURES
-from .metrics import PRCurve
+from ..data.spotting import TrueSpan
+from ..search.spotting import ScoredSpan
+from .metrics import (NIST_BETA, TRIAL_RATE, PRCurve, TWVCurve, ranked_detection_metrics, spotting_pr_curve,
+                      term_weighted_values)
 
 REFERENCE_METHOD = "dtw-mfcc"  # speed-ups are relative to this method's search time
 RESULT_FORMAT = "wav2tok-eval"
 RESULT_VERSION = 2  # 2: the consistency diagnostic
+SPOTTING_FORMAT = "wav2tok-spotting"
 
 
 def json_number(value: float | None) -> float | None:
@@ -48,6 +52,23 @@ def fmt(value: float | None, digits: int = 3) -> str:
 def table_row(cells: Sequence[str]) -> str:
     """One markdown table row."""
     return "| " + " | ".join(cells) + " |"
+
+
+class Report:
+    """A result that writes itself as a JSON report and a markdown table (``to_dict`` and ``to_markdown``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_markdown(self) -> str:
+        raise NotImplementedError
+
+    def save(self, json_path: str | os.PathLike, markdown_path: str | os.PathLike | None = None) -> None:
+        """Write the JSON (and optionally the markdown) report atomically."""
+        write_json(json_path, self.to_dict())
+        if markdown_path is not None:
+            with atomic_write(markdown_path, "w", encoding="utf-8") as fh:
+                fh.write(self.to_markdown())
 
 
 @dataclass(frozen=True)
@@ -98,7 +119,7 @@ class MethodCosts:
 
 
 @dataclass
-class EvalResult:
+class EvalResult(Report):
     """Every method x condition cell, per-method costs, and the files that were skipped."""
 
     config: EvalConfig
@@ -185,44 +206,81 @@ class EvalResult:
             lines += ["", f"Skipped {len(self.skipped)} file(s):", *[f"- {s['reason']}" for s in self.skipped]]
         return "\n".join(lines) + "\n"
 
-    def save(self, json_path: str | os.PathLike, markdown_path: str | os.PathLike | None = None) -> None:
-        """Write the JSON (and optionally the markdown) report atomically."""
-        write_json(json_path, self.to_dict())
-        if markdown_path is not None:
-            with atomic_write(markdown_path, "w", encoding="utf-8") as fh:
-                fh.write(self.to_markdown())
+
+@dataclass(frozen=True)
+class MethodSpotting:
+    """One method's spoken term detection results (:func:`wav2tok_core.eval.spotting.evaluate_spotting`)."""
+
+    curve: PRCurve  # precision / recall / F1 at every distinct score
+    twv: TWVCurve
+    map: float
+    p_at_10: float
+    prepare_s: float  # representation of all queries and recordings
+    search_s: float  # all queries searched
+    n_queries: int
+    searched_hours: float  # audio searched per query, mean
+
+    @classmethod
+    def measure(cls, found: Sequence[ScoredSpan], truths: Sequence[TrueSpan], searched_s: dict[str, float],
+                min_iou: float, prepare_s: float, search_s: float) -> "MethodSpotting":
+        """Score ``found`` against ``truths`` (queries are searched in ``searched_s`` seconds each)."""
+        mean_ap, p_at_10 = ranked_detection_metrics(found, truths, min_iou)
+        return cls(spotting_pr_curve(found, truths, min_iou), term_weighted_values(found, truths, searched_s, min_iou),
+                   mean_ap, p_at_10, prepare_s, search_s, len(searched_s),
+                   float(np.mean(list(searched_s.values()))) / 3600)
+
+    @property
+    def search_ms_per_query_hour(self) -> float:
+        """Search time per query per hour of searched audio, in milliseconds."""
+        return 1000 * self.search_s / max(self.n_queries, 1) / self.searched_hours if self.searched_hours else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        f1_threshold, f1 = self.curve.best()
+        twv_threshold, mtwv = self.twv.maximum()
+        i = int(np.argmax(self.curve.f1))
+        return {"best_f1": json_number(f1), "best_f1_threshold": json_number(f1_threshold),
+                "precision_at_best_f1": json_number(self.curve.precision[i]),
+                "recall_at_best_f1": json_number(self.curve.recall[i]),
+                "mtwv": json_number(mtwv), "mtwv_threshold": json_number(twv_threshold),
+                "atwv": json_number(self.twv.two_fold()), "map": json_number(self.map),
+                "p_at_10": json_number(self.p_at_10), "n_true": self.curve.n_true,
+                "prepare_s": json_number(self.prepare_s), "search_s": json_number(self.search_s),
+                "search_ms_per_query_hour": json_number(self.search_ms_per_query_hour),
+                "curve": {"thresholds": [json_number(t) for t in self.curve.thresholds],
+                          "precision": self.curve.precision.tolist(), "recall": self.curve.recall.tolist()}}
 
 
 @dataclass
-class SpottingResult:
-    """Precision/recall/F1 curves of spoken term detection, per method.
+class SpottingResult(Report):
+    """Spoken term detection results per method, with what was searched.
 
-    ``curves[m]`` sweeps the given thresholds for ``wav2tok`` (scores ``1 - d / m`` in [0, 1]) and every
-    distinct score for subsequence DTW (scores ``-D / L``, no natural scale).
+    TWV uses NIST's constants (:mod:`wav2tok_core.eval.metrics`); ATWV's decision threshold is fixed on the
+    other half of the queries (two folds), MTWV's is the best one in hindsight.
     """
 
-    curves: dict[str, PRCurve]
-    run_s: dict[str, float]  # wall time per method: tokenization or features of everything, then the search
+    methods: dict[str, MethodSpotting]
     n_queries: int
     n_recordings: int
+    recording_hours: float  # all recordings together
+    min_iou: float
+    max_hits: int
     skipped: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        methods = {}
-        for name, curve in self.curves.items():
-            threshold, f1 = curve.best()
-            methods[name] = {"best_threshold": json_number(threshold), "best_f1": json_number(f1),
-                             "thresholds": curve.thresholds.tolist(), "precision": curve.precision.tolist(),
-                             "recall": curve.recall.tolist(), "f1": curve.f1.tolist(), "n_true": curve.n_true,
-                             "run_s": json_number(self.run_s[name])}
-        return {"n_queries": self.n_queries, "n_recordings": self.n_recordings, "methods": methods,
-                "skipped": list(self.skipped)}
+        return {"format": SPOTTING_FORMAT, "version": 1, "n_queries": self.n_queries,
+                "n_recordings": self.n_recordings, "recording_hours": self.recording_hours,
+                "min_iou": self.min_iou, "max_hits": self.max_hits,
+                "twv_constants": {"beta": NIST_BETA, "trial_rate_per_s": TRIAL_RATE},
+                "methods": {name: m.to_dict() for name, m in self.methods.items()}, "skipped": list(self.skipped)}
 
     def to_markdown(self) -> str:
-        lines = [table_row(["method", "best F1", "at threshold", "precision", "recall", "run s"]),
-                 table_row(["---"] * 6)]
-        for name, curve in self.curves.items():
-            i = int(np.argmax(curve.f1))
-            lines.append(table_row([name, fmt(curve.f1[i]), fmt(curve.thresholds[i]), fmt(curve.precision[i]),
-                                    fmt(curve.recall[i]), fmt(self.run_s[name], 2)]))
+        head = ["method", "best F1", "precision", "recall", "MTWV", "ATWV", "MAP", "P@10",
+                "search ms / query / h", "prepare s"]
+        lines = [table_row(head), table_row(["---"] + ["---:"] * (len(head) - 1))]
+        for name, m in self.methods.items():
+            row = m.to_dict()
+            lines.append(table_row([name, fmt(row["best_f1"]), fmt(row["precision_at_best_f1"]),
+                                    fmt(row["recall_at_best_f1"]), fmt(row["mtwv"]), fmt(row["atwv"]), fmt(row["map"]),
+                                    fmt(row["p_at_10"]), fmt(m.search_ms_per_query_hour, 1), fmt(m.prepare_s, 1)]))
         return "\n".join(lines) + "\n"
+

@@ -41,6 +41,17 @@ def token_string(frame_tokens: Sequence[int] | np.ndarray | torch.Tensor, keep_r
     return _as_array(frame_tokens).tolist()
 
 
+def token_runs(frame_tokens: Sequence[int] | np.ndarray | torch.Tensor,
+               keep_repeats: bool = False) -> tuple[list[int], list[int]]:
+    """The token string of frame tokens ``(T,)`` (:func:`token_string`) and, per token, the frames it covers
+    (1 each with ``keep_repeats``; the run lengths otherwise)."""
+    if keep_repeats:
+        string = token_string(frame_tokens, True)
+        return string, [1] * len(string)
+    ids, starts, ends = runs(frame_tokens)
+    return ids.tolist(), (ends - starts).tolist()
+
+
 def token_spans(frame_tokens: Sequence[int] | np.ndarray | torch.Tensor, frame_s: float,
                 keep_repeats: bool = False) -> list[tuple[int, float, float]]:
     """Each token of the string (:func:`token_string`) with the seconds it covers, ``(token, start_s, end_s)``.

@@ -5,26 +5,32 @@ Used by the ``tokenize``, ``index`` and ``search`` jobs, sharded or not (:mod:`w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from ..audio.io import Failure, iter_clips
 from ..errors import ConfigError
+from ..model.tokens import token_runs
 from ..model.wav2tok import Wav2Tok
 
 
 def tokenize_files(model: Wav2Tok, paths: Sequence[Path], batch_size: int = 32, progress: bool = False,
-                   chunk: int = 512, chunk_s: float = 1800.0) -> tuple[dict[Path, list[int]], list[dict[str, str]]]:
+                   chunk: int = 512, chunk_s: float = 1800.0, times: bool = False) -> tuple[dict[Path, Any],
+                                                                                          list[dict[str, str]]]:
     """Token strings of every readable file; unreadable ones are listed with the reason, not raised.
 
     Decoded audio is held for at most ``chunk`` files or ``chunk_s`` seconds at a time, whichever comes
     first, so memory stays bounded for any number and length of files.
 
     Returns:
-        tokens: path -> token string; failed: ``[{"path", "reason"}]``.
+        tokens: path -> token string, or with ``times`` -> ``(token string, frames per token)``
+        (:func:`wav2tok_core.model.tokens.token_runs`); failed: ``[{"path", "reason"}]``.
     """
+    keep = model.config.keep_repeats
+    encode = ((lambda clips: [token_runs(f, keep) for f in model.frame_tokens(clips, batch_size=batch_size)]) if times
+              else (lambda clips: model.tokenize(clips, batch_size=batch_size)))
     if batch_size < 1:
         raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
     tokens: dict[Path, list[int]] = {}
@@ -42,7 +48,7 @@ def tokenize_files(model: Wav2Tok, paths: Sequence[Path], batch_size: int = 32, 
             kept.append(path)
             held += result.numel()
         if clips and (len(clips) == chunk or held >= chunk_s * model.config.features.sr or i == len(paths) - 1):
-            tokens.update(zip(kept, model.tokenize(clips, batch_size=batch_size)))
+            tokens.update(zip(kept, encode(clips)))
             clips, kept, held = [], [], 0
     bar.close()
     return tokens, failed

@@ -46,7 +46,7 @@ MAX_TOKEN = 0xD800
 """Token ids must be below this (the first UTF-16 surrogate code point)."""
 
 FORMAT = "wav2tok-token-index"
-VERSION = 1
+VERSION = 2  # 2: optional token times (frame runs); version 1 files are still read
 
 _PAD = 0xFFFF  # n-gram padding symbol; never a valid token id
 _ORDINAL_BITS = 15  # bits of an n-gram feature code that hold the occurrence ordinal
@@ -159,13 +159,14 @@ def _number_occurrences(owner: np.ndarray, code: np.ndarray) -> np.ndarray:
     return features
 
 
-def _flatten(tokens: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate token strings: (flat int32 ids, (n + 1,) int64 offsets)."""
+def _flatten(tokens: Sequence[Sequence[int]], limit: int | None = MAX_TOKEN) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate integer sequences (token strings, or frame runs with ``limit=None``): (flat int32 values,
+    (n + 1,) int64 offsets). Token ids must lie in ``[0, limit)``."""
     lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     flat = np.fromiter((t for seq in tokens for t in seq), dtype=np.int64, count=int(offsets[-1]))
-    if flat.size and (flat.min() < 0 or flat.max() >= MAX_TOKEN):
-        raise ValueError(f"token ids must lie in [0, {MAX_TOKEN}), got {flat.min()}..{flat.max()}")
+    if limit is not None and flat.size and (flat.min() < 0 or flat.max() >= limit):
+        raise ValueError(f"token ids must lie in [0, {limit}), got {flat.min()}..{flat.max()}")
     return flat.astype(np.int32), offsets
 
 
@@ -222,13 +223,23 @@ class _NgramIndex:
 
 
 class TokenIndex:
-    """A searchable collection of token strings with string ids and optional JSON metadata."""
+    """A searchable collection of token strings with string ids and optional JSON metadata.
 
-    def __init__(self, ngram: int = 2) -> None:
-        """``ngram``: n-gram order (1..3) of the candidate stage's inverted index."""
+    An index made with ``frame_s`` also holds each token's time: with every item, the number of frames each
+    of its tokens covers (its frame run; 1 for strings that keep repeats), frames being ``frame_s`` seconds.
+    Spotting in long recordings (:class:`wav2tok_core.search.spotting.RecordingIndex`) needs these.
+    """
+
+    def __init__(self, ngram: int = 2, frame_s: float | None = None) -> None:
+        """``ngram``: n-gram order (1..3) of the candidate stage's inverted index; ``frame_s``: seconds per
+        frame when the index holds token times."""
         if ngram not in (1, 2, 3):
             raise ValueError(f"ngram must be 1, 2 or 3, got {ngram}")
+        if frame_s is not None and not frame_s > 0:
+            raise ValueError(f"frame_s must be > 0, got {frame_s}")
         self.ngram = ngram
+        self.frame_s = frame_s
+        self._run_chunks: list[np.ndarray] = []
         self._ids: list[str] = []
         self._position: dict[str, int] = {}
         self._strings: list[str] = []
@@ -255,10 +266,20 @@ class TokenIndex:
         """The token string stored under ``item_id``."""
         return [ord(c) for c in self._strings[self._position[item_id]]]
 
-    def add(self, ids: Sequence[str], tokens: Sequence[Sequence[int]], metadata: Sequence[dict[str, Any]] | None = None) -> None:
-        """Append items. Ids must be new and unique; ``metadata`` (one dict per item) must be JSON-serialisable to save."""
+    def add(self, ids: Sequence[str], tokens: Sequence[Sequence[int]], metadata: Sequence[dict[str, Any]] | None = None,
+            runs: Sequence[Sequence[int]] | None = None) -> None:
+        """Append items. Ids must be new and unique; ``metadata`` (one dict per item) must be JSON-serialisable to
+        save; ``runs`` (per item, frames per token, each >= 1) is required exactly when the index has ``frame_s``."""
         if len(ids) != len(tokens) or (metadata is not None and len(metadata) != len(ids)):
             raise ValueError("ids, tokens and metadata must have the same length")
+        if (runs is None) != (self.frame_s is None):
+            raise ValueError("token runs must be given exactly when the index has frame_s")
+        if runs is not None:
+            run_flat, run_offsets = _flatten(runs, limit=None)
+            if len(runs) != len(ids) or not np.array_equal(np.diff(run_offsets), [len(t) for t in tokens]):
+                raise ValueError("runs must hold one frame count per token of each item")
+            if run_flat.size and run_flat.min() < 1:
+                raise ValueError("a token covers at least one frame")
         if not all(isinstance(i, str) for i in ids):
             raise TypeError("item ids must be str")
         fresh = set(ids)
@@ -275,6 +296,8 @@ class TokenIndex:
         self._metadata.extend(dict(m) for m in (metadata if metadata is not None else [{}] * len(ids)))
         self._token_chunks.append(flat)
         self._length_chunks.append(np.diff(offsets))
+        if runs is not None:
+            self._run_chunks.append(run_flat)
         self._ngrams = None
         self._string_array = None
 
@@ -394,8 +417,9 @@ class TokenIndex:
         """Write the index to ``path`` atomically.
 
         Layout: an ``.npz`` (no pickle) with arrays ``header`` (JSON: format, version, ngram, count,
-        sha256), ``tokens`` (int32), ``offsets`` (int64), ``ids`` and ``metadata`` (JSON as uint8).
-        The SHA-256 covers the other header fields and every array.
+        frame_s, sha256), ``tokens`` (int32), ``offsets`` (int64), ``ids`` and ``metadata`` (JSON as uint8),
+        and with ``frame_s`` ``runs`` (int32, frames per token). The SHA-256 covers the other header fields and
+        every array.
         """
         flat, offsets = self._flat_tokens()
         payload = {
@@ -404,7 +428,10 @@ class TokenIndex:
             "ids": _json_bytes(self._ids),
             "metadata": _json_bytes(self._metadata),
         }
-        header: dict[str, Any] = {"format": FORMAT, "version": VERSION, "ngram": self.ngram, "count": len(self)}
+        if self.frame_s is not None:
+            payload["runs"] = np.concatenate(self._run_chunks) if self._run_chunks else np.zeros(0, np.int32)
+        header: dict[str, Any] = {"format": FORMAT, "version": VERSION, "ngram": self.ngram, "count": len(self),
+                                  "frame_s": self.frame_s}
         header["sha256"] = _digest(header, payload)
         with atomic_write(path, "wb") as fh:
             np.savez(fh, header=_json_bytes(header), **payload)
@@ -412,17 +439,14 @@ class TokenIndex:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TokenIndex":
         """Read an index written by :meth:`save`; raise :class:`IndexFileError` naming ``path`` on any problem."""
-        header, payload = _read_index_file(Path(path))
-        flat, offsets = payload["tokens"], payload["offsets"]
+        contents = read_index_file(path)
         try:
-            ids, metadata = _json_value(payload["ids"]), _json_value(payload["metadata"])
-            if not len(ids) == len(metadata) == header.get("count") == offsets.size - 1 or offsets[-1] != flat.size:
-                raise ValueError("inconsistent item counts")
-            if np.any(np.diff(offsets) < 0) or offsets[0] != 0:
-                raise ValueError("bad offsets")
-            index = cls(ngram=header["ngram"])
-            tokens, bounds = flat.tolist(), offsets.tolist()
-            index.add(ids, [tokens[bounds[i]:bounds[i + 1]] for i in range(len(ids))], metadata)
+            index = cls(ngram=contents.header["ngram"], frame_s=contents.frame_s)
+            bounds = contents.offsets.tolist()
+            tokens = contents.tokens.tolist()
+            per_item = lambda flat: [flat[bounds[i]:bounds[i + 1]] for i in range(len(contents.ids))]  # noqa: E731
+            runs = None if contents.runs is None else per_item(contents.runs.tolist())
+            index.add(contents.ids, per_item(tokens), contents.metadata, runs)
         except (ValueError, TypeError) as err:
             raise IndexFileError(f"{path}: invalid content ({err})") from err
         return index
@@ -449,13 +473,35 @@ def _digest(header: dict[str, Any], payload: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def _read_index_file(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Load, then check format, version and checksum of an index file."""
+@dataclass(frozen=True)
+class IndexContents:
+    """An index file's checked arrays: ``tokens`` (int32) and ``offsets`` ((count + 1,) int64) of all items,
+    ``runs`` (int32, frames per token) when the file holds token times, and ids, metadata and header."""
+
+    header: dict[str, Any]
+    ids: list[str]
+    metadata: list[dict[str, Any]]
+    tokens: np.ndarray
+    offsets: np.ndarray
+    runs: np.ndarray | None
+
+    @property
+    def frame_s(self) -> float | None:
+        """Seconds per frame, when the file holds token times."""
+        return self.header.get("frame_s")
+
+
+def read_index_file(path: str | os.PathLike) -> IndexContents:
+    """Load an index file and check its format, version, checksum and consistency; raise :class:`IndexFileError`
+    naming ``path`` on any problem."""
+    path = Path(path)
     names = ("tokens", "offsets", "ids", "metadata")
     try:
         with np.load(path, allow_pickle=False) as npz:
             header = _json_value(npz["header"])
             payload = {name: npz[name] for name in names}
+            if "runs" in npz.files:
+                payload["runs"] = npz["runs"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, RuntimeError, struct.error,
             zipfile.BadZipFile) as err:  # TypeError/AttributeError: a plain .npy array instead of an .npz archive
 
@@ -463,11 +509,23 @@ def _read_index_file(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]
         raise IndexFileError(f"{path}: not a readable token index file ({err})") from err
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise IndexFileError(f"{path}: not a {FORMAT} file")
-    if header.get("version") != VERSION:
-        raise IndexFileError(f"{path}: unsupported version {header.get('version')!r} (this code reads version {VERSION})")
+    if header.get("version") not in (1, VERSION):
+        raise IndexFileError(f"{path}: unsupported version {header.get('version')!r} (this code reads versions 1 "
+                             f"to {VERSION})")
     if header.get("sha256") != _digest(header, payload):
         raise IndexFileError(f"{path}: checksum mismatch, the file is corrupt")
-    return header, payload
+    tokens, offsets, runs = payload["tokens"], payload["offsets"], payload.get("runs")
+    try:
+        ids, metadata = _json_value(payload["ids"]), _json_value(payload["metadata"])
+        if not len(ids) == len(metadata) == header.get("count") == offsets.size - 1 or offsets[-1] != tokens.size:
+            raise ValueError("inconsistent item counts")
+        if np.any(np.diff(offsets) < 0) or offsets[0] != 0:
+            raise ValueError("bad offsets")
+        if (runs is None) != (header.get("frame_s") is None) or (runs is not None and runs.shape != tokens.shape):
+            raise ValueError("token times do not match the tokens")
+    except (ValueError, TypeError) as err:
+        raise IndexFileError(f"{path}: invalid content ({err})") from err
+    return IndexContents(header, ids, metadata, tokens, offsets, runs)
 
 
 def candidate_recall(index: TokenIndex, queries: Sequence[Sequence[int]], k: int = 10, candidates: int = 200) -> float:

@@ -28,7 +28,7 @@ from ..errors import ShardError
 from ..runtime import resolve_device, write_json
 
 T = TypeVar("T")
-TokenizeFn = Callable[[list[Path]], tuple[dict[Path, list[int]], list[dict[str, str]]]]
+TokenizeFn = Callable[[list[Path]], tuple[dict[Path, Any], list[dict[str, str]]]]  # path -> JSON-able tokens
 
 
 @dataclass(frozen=True)

@@ -4,19 +4,27 @@ Matching is approximate substring search with unit-cost Levenshtein distance (se
 alignment: the query must be used whole, the recording span is free). For a query of length m and
 a span with edit distance d the score is ``1 - d / m`` in [0, 1] (1.0 = exact occurrence).
 
-The dynamic programme runs in numba (``prange`` over recordings). Among equally cheap alignments the
-predecessor preference is substitution/match, then skipping a query token, then skipping a recording
-token. Several occurrences per recording are found greedily: spans are taken in order of increasing
-distance, then of ``|span length - query length|``, then of end position, skipping empty spans and
-spans overlapping one already taken.
+Search runs in numba (``prange`` over recordings) in two passes. A bit-parallel pass (Myers' algorithm)
+gives, for every end position of a recording, the least distance of the query to a span ending there, at a
+few word operations per recording token and 64 query tokens. Only around the ends that can pass the score
+threshold does a second, exact dynamic programme find each span's start: a span of distance ``d`` is at
+most ``m + d`` tokens long, so the windows ``[end - m - d_max, end]`` hold every span that can be reported.
+Among equally cheap alignments the start comes from the predecessor preference substitution/match, then
+skipping a query token, then skipping a recording token. Several occurrences per recording are found
+greedily: spans are taken in order of increasing distance, then of ``|span length - query length|``, then
+of end position, skipping empty spans and spans overlapping one already taken.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from numba import njit, prange
+
+from ..errors import IndexFileError
+from .index import read_index_file
 
 
 class ScoredSpan(NamedTuple):
@@ -88,37 +96,140 @@ def _semiglobal_last_row(query: np.ndarray, text: np.ndarray) -> tuple[np.ndarra
     return distance, start
 
 
+_ONE = np.uint64(1)
+_WORD = 64  # query rows per bit-vector block
+
+
+def pattern_masks(query: np.ndarray) -> np.ndarray:
+    """Match masks of a query for the bit-parallel kernel: ``(n_blocks, max token + 1)`` uint64, where bit ``i``
+    of ``masks[b, t]`` is set when ``query[64 b + i] == t``."""
+    rows = np.arange(query.size)
+    masks = np.zeros(((query.size + _WORD - 1) // _WORD, int(query.max()) + 1), dtype=np.uint64)
+    np.bitwise_or.at(masks, (rows // _WORD, query), np.left_shift(_ONE, (rows % _WORD).astype(np.uint64)))
+    return masks
+
+
 @njit(cache=False)
-def _greedy_spans(distance: np.ndarray, start: np.ndarray, query_length: int, max_hits: int, out: np.ndarray) -> None:
-    """Fill ``out`` (max_hits, 3) with non-overlapping non-empty (distance, start, end) rows, best first; -1 = none."""
-    ends = np.arange(distance.size)
-    length_gap = np.abs(ends - start - query_length)
-    order = np.argsort(distance * (distance.size + query_length + 1) + length_gap, kind="mergesort")
+def _end_distances(masks: np.ndarray, m: int, text: np.ndarray, out: np.ndarray) -> None:
+    """``out[j]`` (j = 0..n) = least edit distance of the query to any span of ``text`` that ends at ``j``
+    (exclusive), for all j in one pass.
+
+    Bit-parallel semi-global edit distance (Myers 1999, in Hyyrö's blocked form): each column of the DP
+    matrix is held as vertical +1/-1 deltas in 64-row words, so a text token costs a few word operations per
+    64 query tokens. The top row is free (a span may start anywhere), so no horizontal delta enters block 0.
+    """
+    n_blocks, alphabet = masks.shape
+    plus = np.full(n_blocks, ~np.uint64(0))  # vertical deltas: column 0 is 0, 1, ..., m
+    minus = np.zeros(n_blocks, dtype=np.uint64)
+    top = _ONE << np.uint64(_WORD - 1)
+    last = _ONE << np.uint64((m - 1) % _WORD)  # the bit of query row m in the last block
+    score = m
+    out[0] = m
+    for j in range(text.size):
+        token = text[j]
+        carry = 0  # horizontal delta entering the block from above
+        for b in range(n_blocks):
+            eq = masks[b, token] if token < alphabet else np.uint64(0)
+            pv, mv = plus[b], minus[b]
+            xv = eq | mv
+            if carry < 0:
+                eq |= _ONE
+            xh = (((eq & pv) + pv) ^ pv) | eq
+            ph = mv | ~(xh | pv)
+            mh = pv & xh
+            high = last if b == n_blocks - 1 else top
+            out_carry = 1 if ph & high else (-1 if mh & high else 0)
+            ph <<= _ONE
+            mh <<= _ONE
+            if carry < 0:
+                mh |= _ONE
+            elif carry > 0:
+                ph |= _ONE
+            plus[b] = mh | ~(xv | ph)
+            minus[b] = ph & xv
+            carry = out_carry
+        score += carry
+        out[j + 1] = score
+
+
+@njit(cache=False)
+def select_spans(distance: np.ndarray, start: np.ndarray, end: np.ndarray, query_length: int,
+                 chosen: np.ndarray) -> None:
+    """Greedy choice of non-overlapping, non-empty spans among candidates (shared with subsequence DTW).
+
+    Candidates are taken in order of increasing ``distance``, then of ``|end - start - query_length|``, then
+    of position in the arrays; a candidate is skipped when it is empty or overlaps one already taken.
+
+    Args:
+        distance: (c,) int or float; start, end: (c,) int64 spans ``[start, end)``, in increasing ``end`` order.
+        chosen: (max_hits,) int64, filled with the chosen candidates' positions, best first; -1 = none.
+    """
+    by_gap = np.argsort(np.abs(end - start - query_length), kind="mergesort")
+    order = by_gap[np.argsort(distance[by_gap], kind="mergesort")]
+    chosen[:] = -1
     taken = 0
-    for j in order:
-        if taken == max_hits:
+    for c in order:
+        if taken == chosen.size:
             break
-        s = start[j]
-        if s == j:
+        if start[c] == end[c]:
             continue
         overlaps = False
         for h in range(taken):
-            if s < out[h, 2] and out[h, 1] < j:
+            if start[c] < end[chosen[h]] and start[chosen[h]] < end[c]:
                 overlaps = True
         if not overlaps:
-            out[taken, 0], out[taken, 1], out[taken, 2] = distance[j], s, j
+            chosen[taken] = c
             taken += 1
 
 
+@njit(cache=False)
+def _candidate_spans(query: np.ndarray, masks: np.ndarray, text: np.ndarray,
+                     max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every end position of ``text`` whose best span has distance <= ``max_distance``: that (distance,
+    start, end), three (c,) int64 arrays in increasing end order."""
+    m, n = query.size, text.size
+    best = np.empty(n + 1, dtype=np.int64)
+    _end_distances(masks, m, text, best)
+    ends = np.flatnonzero(best[1:] <= max_distance) + 1
+    distance = np.empty(ends.size, dtype=np.int64)
+    start = np.empty(ends.size, dtype=np.int64)
+    reach = m + max_distance  # the longest span that can be reported
+    c = 0
+    while c < ends.size:  # one exact pass per run of windows [end - reach, end] that overlap
+        first = c
+        while c + 1 < ends.size and ends[c + 1] - reach <= ends[c]:
+            c += 1
+        lo = max(0, ends[first] - reach)
+        window_distance, window_start = _semiglobal_last_row(query, text[lo:ends[c]])
+        for k in range(first, c + 1):
+            distance[k] = window_distance[ends[k] - lo]
+            start[k] = window_start[ends[k] - lo] + lo
+        c += 1
+    return distance, start, ends
+
+
 @njit(parallel=True, cache=False)
-def _spot_in_recordings(query: np.ndarray, flat: np.ndarray, offsets: np.ndarray, max_hits: int) -> np.ndarray:
-    """(n_recordings, max_hits, 3) int64 (distance, start, end) of the best spans in each recording."""
+def _spot_in_recordings(query: np.ndarray, masks: np.ndarray, flat: np.ndarray, offsets: np.ndarray,
+                        max_distance: int, max_hits: int) -> np.ndarray:
+    """(n_recordings, max_hits, 3) int64 (distance, start, end) of the best spans in each recording with
+    distance <= ``max_distance``; -1 rows = none."""
     n_recordings = offsets.size - 1
     out = np.full((n_recordings, max_hits, 3), -1, dtype=np.int64)
     for r in prange(n_recordings):
-        distance, start = _semiglobal_last_row(query, flat[offsets[r]:offsets[r + 1]])
-        _greedy_spans(distance, start, query.size, max_hits, out[r])
+        distance, start, end = _candidate_spans(query, masks, flat[offsets[r]:offsets[r + 1]], max_distance)
+        chosen = np.empty(max_hits, dtype=np.int64)
+        select_spans(distance, start, end, query.size, chosen)
+        for h in range(max_hits):
+            if chosen[h] >= 0:
+                out[r, h, 0], out[r, h, 1], out[r, h, 2] = distance[chosen[h]], start[chosen[h]], end[chosen[h]]
     return out
+
+
+def _search(query: np.ndarray, flat: np.ndarray, offsets: np.ndarray, max_hits: int, threshold: float) -> np.ndarray:
+    """:func:`_spot_in_recordings` for a query and a score threshold."""
+    slack = 1.0 - max(0.0, threshold)  # score >= threshold  <=>  distance <= slack * m
+    max_distance = min(query.size, int(np.floor(slack * query.size + 1e-9)))
+    return _spot_in_recordings(query, pattern_masks(query), flat, offsets, max_distance, max_hits)
 
 
 def _as_array(tokens: Sequence[int]) -> np.ndarray:
@@ -127,14 +238,6 @@ def _as_array(tokens: Sequence[int]) -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(f"a token string must be 1-D, got shape {arr.shape}")
     return arr
-
-
-def _concatenate(recordings: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """(flat int64 tokens, (n + 1,) int64 offsets)."""
-    arrays = [_as_array(r) for r in recordings]
-    offsets = np.concatenate([[0], np.cumsum([a.size for a in arrays])]).astype(np.int64)
-    flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
-    return flat.astype(np.int64), offsets
 
 
 def _matches(rows: np.ndarray, query_length: int, threshold: float) -> list[SpotMatch]:
@@ -152,8 +255,8 @@ def find_occurrences(query: Sequence[int], recording: Sequence[int], max_hits: i
     q = _as_array(query)
     if q.size == 0:
         raise ValueError("the query is empty")
-    flat, offsets = _concatenate([recording])
-    return _matches(_spot_in_recordings(q, flat, offsets, max_hits)[0], q.size, threshold)
+    text = _as_array(recording)
+    return _matches(_search(q, text, np.array([0, text.size], dtype=np.int64), max_hits, threshold)[0], q.size, threshold)
 
 
 def span_seconds(token_times: Sequence[tuple[float, float]], start: int, end: int) -> tuple[float, float]:
@@ -168,6 +271,91 @@ def span_seconds(token_times: Sequence[tuple[float, float]], start: int, end: in
     return float(token_times[start][0]), float(token_times[end - 1][1])
 
 
+@dataclass
+class RecordingIndex:
+    """Token strings of (long) recordings, held flat for spotting, with each token's time when known.
+
+    Built from an index file written by ``wav2tok index`` (:meth:`load`, which needs the file's token times)
+    or from strings in memory (:meth:`from_strings`).
+    """
+
+    ids: list[str]
+    metadata: list[dict[str, Any]]
+    tokens: np.ndarray  # (N,) int64: every recording's tokens, concatenated
+    offsets: np.ndarray  # (n_recordings + 1,) int64
+    starts_s: np.ndarray | None = None  # (N,) float64: each token's start in its recording
+    ends_s: np.ndarray | None = None  # (N,) float64
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "RecordingIndex":
+        """Read an index file; raise :class:`IndexFileError` naming ``path`` when it is unreadable or holds no
+        token times."""
+        contents = read_index_file(path)
+        if contents.runs is None:
+            raise IndexFileError(f"{path}: holds no token times (it was written before version 2); build it again "
+                                 "with `wav2tok index`")
+        frame_ends = np.cumsum(contents.runs, dtype=np.int64)
+        base = np.concatenate([[0], frame_ends])[contents.offsets[:-1]]  # frames before each recording
+        first = np.repeat(base, np.diff(contents.offsets))
+        frame_s = float(contents.frame_s)
+        return cls(contents.ids, contents.metadata, contents.tokens.astype(np.int64), contents.offsets,
+                   (frame_ends - contents.runs - first) * frame_s, (frame_ends - first) * frame_s)
+
+    @classmethod
+    def from_strings(cls, recordings: Mapping[str, Sequence[int]],
+                     token_times: Mapping[str, Sequence[tuple[float, float]]] | None = None) -> "RecordingIndex":
+        """From recording id -> token string, and optionally -> per-token ``(start_s, end_s)``."""
+        ids = list(recordings)
+        arrays = [_as_array(recordings[rid]) for rid in ids]
+        offsets = np.concatenate([[0], np.cumsum([a.size for a in arrays])]).astype(np.int64)
+        tokens = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+        index = cls(ids, [{} for _ in ids], tokens, offsets)
+        if token_times is not None:
+            for rid in ids:
+                if len(token_times[rid]) != len(recordings[rid]):
+                    raise ValueError(f"recording {rid!r}: {len(recordings[rid])} tokens but {len(token_times[rid])} "
+                                     "token times")
+            times = np.array([t for rid in ids for t in token_times[rid]], dtype=np.float64).reshape(-1, 2)
+            index.starts_s, index.ends_s = times[:, 0], times[:, 1]
+        return index
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def spot(self, queries: Mapping[str, Sequence[int]], threshold: float = 0.5, max_hits: int = 1) -> list[Detection]:
+        """Spot every query in every recording.
+
+        Args:
+            queries: query id -> non-empty token string.
+            threshold: keep detections with score >= threshold.
+            max_hits: most detections per (query, recording) pair.
+
+        Returns:
+            Detections sorted by score descending, then query id, recording id and start; with times when the
+            index has them.
+        """
+        if max_hits < 1:
+            raise ValueError("max_hits must be >= 1")
+        detections = []
+        for qid, query in queries.items():
+            q = _as_array(query)
+            if q.size == 0:
+                raise ValueError(f"query {qid!r} is empty")
+            for r, rows in enumerate(_search(q, self.tokens, self.offsets, max_hits, threshold)):
+                for match in _matches(rows, q.size, threshold):
+                    detections.append(self._detection(qid, r, match))
+        detections.sort(key=lambda d: (-d.score, d.query_id, d.recording_id, d.start))
+        return detections
+
+    def _detection(self, qid: str, r: int, match: SpotMatch) -> Detection:
+        """A match in recording ``r`` as a detection, with its seconds when known."""
+        if self.starts_s is None or self.ends_s is None:
+            return Detection(qid, self.ids[r], match.score, match.start, match.end)
+        first = self.offsets[r]
+        return Detection(qid, self.ids[r], match.score, match.start, match.end,
+                         float(self.starts_s[first + match.start]), float(self.ends_s[first + match.end - 1]))
+
+
 def spot_batch(
     queries: Mapping[str, Sequence[int]],
     recordings: Mapping[str, Sequence[int]],
@@ -175,7 +363,7 @@ def spot_batch(
     max_hits: int = 1,
     token_times: Mapping[str, Sequence[tuple[float, float]]] | None = None,
 ) -> list[Detection]:
-    """Spot every query in every recording.
+    """Spot every query in every recording (:meth:`RecordingIndex.spot` over :meth:`RecordingIndex.from_strings`).
 
     Args:
         queries: query id -> non-empty token string.
@@ -187,23 +375,4 @@ def spot_batch(
     Returns:
         Detections sorted by score descending, then query id, recording id and start.
     """
-    if max_hits < 1:
-        raise ValueError("max_hits must be >= 1")
-    recording_ids = list(recordings)
-    if token_times is not None:
-        for rid in recording_ids:
-            if len(token_times[rid]) != len(recordings[rid]):
-                raise ValueError(f"recording {rid!r}: {len(recordings[rid])} tokens but {len(token_times[rid])} token times")
-    flat, offsets = _concatenate([recordings[rid] for rid in recording_ids])
-    detections = []
-    for qid, query in queries.items():
-        q = _as_array(query)
-        if q.size == 0:
-            raise ValueError(f"query {qid!r} is empty")
-        spans = _spot_in_recordings(q, flat, offsets, max_hits)
-        for rid, rows in zip(recording_ids, spans):
-            for match in _matches(rows, q.size, threshold):
-                times = span_seconds(token_times[rid], match.start, match.end) if token_times is not None else (None, None)
-                detections.append(Detection(qid, rid, match.score, match.start, match.end, *times))
-    detections.sort(key=lambda d: (-d.score, d.query_id, d.recording_id, d.start))
-    return detections
+    return RecordingIndex.from_strings(recordings, token_times).spot(queries, threshold, max_hits)

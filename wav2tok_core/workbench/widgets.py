@@ -85,7 +85,7 @@ class TokenInspector:
             raise ValueError("the inspector needs at least one clip")
         self.model, self.items, self.index, self.k = model.eval(), list(items), index, k
         self.sr = model.config.features.sr
-        self.hop_s = model.config.features.hop_length / self.sr
+        self.hop_s = model.config.features.frame_s
 
     def labels(self) -> list[str]:
         """Dropdown labels: ``"i: file (label)"``, in full."""
