@@ -7,6 +7,7 @@ A variant is comma-separated ``flag=value`` overrides of the speech recipe, conf
 names; scalar values, read as YAML: ``0.05``, ``false``, ``200``); ``recipe`` is the recipe itself. Each variant
 trains on the standard speaker split (or ``--split takes|words``) and is evaluated like ``fsdd_results.py``,
 with ``wav2tok`` and ``dtw-encoder`` unless ``--methods`` says otherwise (about 5 min per run on 2 cores).
+``--extra_train MANIFEST`` adds that manifest's train items to the training clips (FSDD's still validate).
 Writes each variant's runs under ``OUT/<variant>/`` and prints one table of vanilla / stretched / shifted MRR,
 mean over the seeds.
 """
@@ -21,6 +22,7 @@ from fsdd_results import RECIPE, fsdd_data
 from seed_runs import run_seeds
 
 from wav2tok_core.data.fsdd import SPLITTERS
+from wav2tok_core.data.manifest import read_manifest, write_manifest
 from wav2tok_core.eval.config import EvalConfig
 from wav2tok_core.eval.protocol import detect_protocol
 from wav2tok_core.runtime import configure
@@ -52,11 +54,16 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--methods", nargs="+", default=list(METHODS), help=f"evaluation methods (default: {METHODS})")
     p.add_argument("--split", choices=sorted(SPLITTERS), default="speakers", help="FSDD split (see fsdd_results.py)")
+    p.add_argument("--extra_train", help="a manifest whose train items join the training clips (e.g. the synthetic "
+                                         "words of `wav2tok dataset espeak`); the evaluation is unchanged")
     args = p.parse_args()
     variants = {text: parse_variant(text) for text in args.variants}
     configure(threads=args.threads)
     out = Path(args.out)
     manifest, test, train = fsdd_data(args.fsdd, out, args.split)
+    if args.extra_train:
+        extra = [it for it in read_manifest(args.extra_train) if it.split == "train"]
+        manifest = write_manifest([*read_manifest(manifest), *extra], manifest.with_name("manifest_extra.json"))
     rows = []
     for text, overrides in variants.items():
         summary = run_seeds(RECIPE, overrides, manifest, test, train,

@@ -3,6 +3,8 @@
 Sub-commands::
 
     wav2tok dataset melodies --out DIR [--n_tunes N ...]          built-in query-by-humming set
+    wav2tok dataset espeak --out DIR [--n_words N] [--voices V ...] [--seed S]
+                                                                  synthetic spoken words, many eSpeak NG voices
     wav2tok dataset fsdd --root PATH [--download] [--split speakers|takes|words|loso-SPEAKER|all] --out DIR
     wav2tok dataset folder --root PATH [--speaker_regex RE] --split stratified|speaker
                            --fractions 0.8 0.1 0.1 --seed 0 --out DIR [--dict]
@@ -15,6 +17,7 @@ Each builder writes ``DIR/manifest.json`` (all three splits) and ``DIR/<name>.bi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from ..data.manifest import ManifestItem, read_manifest
 from ..data.reference_bin import write_reference_bin
 from ..data.splits import REFERENCE_TEST_CHOICES, reference_splits, speaker_split, stratified_split, write_split_outputs
 from ..data.summary import summarize
+from ..errors import ConfigError
 from ..runtime import write_json
 from .common import add_command
 
@@ -35,18 +39,40 @@ def _print_summary(items: list[ManifestItem], progress: bool) -> None:
     print(summarize(items, progress=progress).to_markdown())
 
 
+def _reference_and_report(manifest: Path, args: argparse.Namespace, name: str) -> int:
+    """Write a built set's reference ``<name>.bin`` beside its manifest and print its summary."""
+    items = read_manifest(manifest)
+    train, test = reference_splits(items, args.dict, args.reference_test)
+    reference = write_reference_bin(train, test, Path(args.out) / f"{name}.bin")
+    print(f"wrote {manifest} and {reference}", file=sys.stderr)
+    _print_summary(items, args.progress)
+    return 0
+
+
 def cmd_melodies(args: argparse.Namespace) -> int:
     """Build (or reuse) the melody set, then write its reference ``melodies.bin``."""
     from ..data.melodies import MelodySetConfig, build_melody_set  # imports music21 lazily
 
     config = MelodySetConfig(**{k: getattr(args, k) for k in MELODY_OPTIONS if getattr(args, k) is not None})
-    manifest = build_melody_set(args.out, config, progress=args.progress)
-    items = read_manifest(manifest)
-    train, test = reference_splits(items, args.dict, args.reference_test)
-    reference = write_reference_bin(train, test, Path(args.out) / "melodies.bin")
-    print(f"wrote {manifest} and {reference}", file=sys.stderr)
-    _print_summary(items, args.progress)
-    return 0
+    return _reference_and_report(build_melody_set(args.out, config, progress=args.progress), args, "melodies")
+
+
+def cmd_espeak(args: argparse.Namespace) -> int:
+    """Build (or reuse) the eSpeak NG word set, then write its reference ``espeak.bin``."""
+    from ..data.espeak import EspeakWordSetConfig, build_espeak_words
+
+    config = EspeakWordSetConfig()
+    changes: dict[str, object] = {}
+    if args.n_words is not None:
+        if not 1 <= args.n_words <= len(config.words):
+            raise ConfigError(f"--n_words: {args.n_words} is outside 1..{len(config.words)} (the built-in words)")
+        changes["words"] = config.words[:args.n_words]
+    if args.voices:
+        changes["voices"] = tuple(args.voices)
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    manifest = build_espeak_words(args.out, dataclasses.replace(config, **changes), progress=args.progress)
+    return _reference_and_report(manifest, args, "espeak")
 
 
 def cmd_fsdd(args: argparse.Namespace) -> int:
@@ -104,6 +130,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--queries_per_tune", type=int, help="hummed queries per tune; default: MelodySetConfig's")
     p.add_argument("--sr", type=int, help="sample rate of the clips (Hz); default: MelodySetConfig's")
     p.add_argument("--seed", type=int, help="seed of tune choice and synthesis; default: MelodySetConfig's")
+    _add_output_options(p)
+
+    p = add_command(sub, "espeak", cmd_espeak, group="dataset",
+                    help="synthetic spoken English words, each in many eSpeak NG voices (pip install .[speech-synth])")
+    p.add_argument("--n_words", type=int, help="use the first N of the 200 built-in words; default: all")
+    p.add_argument("--voices", nargs="+", metavar="VOICE",
+                   help="eSpeak voices <language>[+<variant>], e.g. en+m3 en-us+f2; default: 12 built-in ones")
+    p.add_argument("--seed", type=int, help="seed of the val words and the per-clip rate and pitch; default: 0")
     _add_output_options(p)
 
     p = add_command(sub, "fsdd", cmd_fsdd, group="dataset",
