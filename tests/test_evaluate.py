@@ -501,3 +501,12 @@ def test_the_report_carries_the_cross_speaker_consistency(data) -> None:
         assert set(consistency[kind]) == {"aligned_agreement", "bigram_jaccard", "edit_distance"}
         assert all(0.0 <= v <= 1.0 for v in consistency[kind].values())
     assert "Cross-speaker token consistency" in result.to_markdown()
+
+
+def test_spotting_task_keeps_query_and_target_roles(data) -> None:
+    roles = [ManifestItem(it.path, it.label, "player" if i % 2 else it.speaker, it.split,
+                          {"role": "target" if i % 2 else "query"}) for i, it in enumerate(data["test"])]
+    task = make_spotting_task(roles, SpottingTaskConfig(clips_per_recording=3, queries_per_label=5), sr=SR)
+    assert set(task.queries) == {str(it.path) for it in roles if it.meta["role"] == "query"}
+    assert {seg.path for seg in task.recordings.segments} == {str(it.path) for it in roles if it.meta["role"] == "target"}
+    assert all(task.speakers[r] == "player" for rids in task.searched.values() for r in rids)

@@ -33,8 +33,8 @@ def test_parameters_are_typed_and_commented(name: str) -> None:
         assert spec["inferred_type_name"] != "None" and spec["help"], f"{name}: {spec['name']} needs a type and comment"
 
 
-def read(run: Path, stage: str) -> dict:
-    return json.loads((run / stage / "results.json").read_text())
+def read(run: Path, stage: str, name: str = "results.json") -> dict:
+    return json.loads((run / stage / name).read_text())
 
 
 def test_all_notebooks_run_headlessly_and_record_results(tmp_path, monkeypatch) -> None:
@@ -66,6 +66,9 @@ def test_all_notebooks_run_headlessly_and_record_results(tmp_path, monkeypatch) 
     for method in ("wav2tok", "dtw-mfcc"):
         assert 0.0 < evaluation["summary"][method]["mrr"]["vanilla"] <= 1.0
     assert (run / "04_eval" / "results.md").is_file()
+    spotting = read(run, "04_eval", "spotting.json")
+    assert spotting["format"] == "wav2tok-spotting" and set(spotting["methods"]) == {"wav2tok", "sdtw-pitch", "sdtw-mfcc"}
+    assert (run / "04_eval" / "spotting_example.png").stat().st_size > 10_000
 
     executed = nbformat.read(run / "notebooks" / "05_token_inspector.ipynb", as_version=4)
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
@@ -74,6 +77,9 @@ def test_all_notebooks_run_headlessly_and_record_results(tmp_path, monkeypatch) 
 
     inspector = read(run, "05_inspector")
     assert inspector["tokens"] and len(inspector["neighbours"]) == 3
+    spotted = inspector["spotted"]
+    assert spotted["query"] != spotted["recording"] and spotted["true_span_s"][0] < spotted["true_span_s"][1]
+    assert (run / "05_inspector" / "spotting.png").stat().st_size > 10_000
     for png in ("01_data/durations.png", "02_train/training_curves.png", "05_inspector/inspector_static.png"):
         assert (run / png).stat().st_size > 10_000, png
 

@@ -8,7 +8,9 @@ Two builders, both with ground-truth spans in seconds:
   Per speaker, ``queries_per_label`` clips of each label become queries and are never placed in a
   recording; the speaker's other clips, shuffled, make recordings of ``clips_per_recording`` clips each
   (labels repeat), optionally with white noise at ``noise_snr_db``. A query searches the recordings of the
-  other speakers (``query_speakers="other"``, cross-speaker), of its own speaker (``"same"``), or all.
+  other speakers (``query_speakers="other"``, cross-speaker), of its own speaker (``"same"``), or all. Items
+  with a ``meta["role"]`` keep it: ``"query"`` clips are only ever queries (the built-in melody set's hums),
+  ``"target"`` clips only ever go into recordings (its played tunes).
 """
 from __future__ import annotations
 
@@ -199,11 +201,12 @@ def make_spotting_task(items: Sequence[ManifestItem], config: SpottingTaskConfig
         taken: dict[str, int] = {}
         pool = []
         for item, wave in clips:
-            if taken.get(str(item.label), 0) < config.queries_per_label:
+            role = item.meta.get("role")
+            if role != "target" and taken.get(str(item.label), 0) < config.queries_per_label:
                 taken[str(item.label)] = taken.get(str(item.label), 0) + 1
                 qid = str(item.path)
                 queries[qid], labels[qid], speakers[qid] = item.path, str(item.label), speaker
-            else:
+            elif role != "query":
                 pool.append((item, wave))
         for k in range(0, len(pool), config.clips_per_recording):
             rid = f"{speaker if speaker is not None else 'rec'}-{k // config.clips_per_recording:03d}"

@@ -219,6 +219,7 @@ class MethodSpotting:
     search_s: float  # all queries searched
     n_queries: int
     searched_hours: float  # audio searched per query, mean
+    detections: list[ScoredSpan] = field(default_factory=list, repr=False)  # all of them (not in the JSON report)
 
     @classmethod
     def measure(cls, found: Sequence[ScoredSpan], truths: Sequence[TrueSpan], searched_s: dict[str, float],
@@ -227,7 +228,7 @@ class MethodSpotting:
         mean_ap, p_at_10 = ranked_detection_metrics(found, truths, min_iou)
         return cls(spotting_pr_curve(found, truths, min_iou), term_weighted_values(found, truths, searched_s, min_iou),
                    mean_ap, p_at_10, prepare_s, search_s, len(searched_s),
-                   float(np.mean(list(searched_s.values()))) / 3600)
+                   float(np.mean(list(searched_s.values()))) / 3600, list(found))
 
     @property
     def search_ms_per_query_hour(self) -> float:

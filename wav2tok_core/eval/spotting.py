@@ -7,7 +7,8 @@
 * ``wav2tok``: approximate substring search of the query's token string in the recordings' strings
   (:mod:`wav2tok_core.search.spotting`), scores ``1 - d / m``; detections below :data:`MIN_SCORE` are not
   produced.
-* ``sdtw-mfcc`` / ``sdtw-logmel``: subsequence DTW (Euclidean) over the baseline front ends, scores ``-D / L``.
+* ``sdtw-mfcc`` / ``sdtw-logmel`` / ``sdtw-pitch``: subsequence DTW (Euclidean) over the baseline front ends
+  (:func:`wav2tok_core.eval.methods.baseline_features`), scores ``-D / L``.
 * ``sdtw-encoder``: subsequence DTW (cosine) over the model's own frame vectors, unquantised.
 
 Every method reports up to ``max_hits`` non-overlapping placements per (query, recording) pair. Costs are
@@ -26,23 +27,23 @@ from ..audio.io import load_clips
 from ..data.spotting import SpottingTask, SpottingTaskConfig, TrueSpan, make_spotting_task
 from ..errors import EvalError
 from ..model.inference import Audio
-from ..model.tokens import token_spans
 from ..model.wav2tok import Wav2Tok, load_model
 from ..runtime import timed
-from ..search.spotting import ScoredSpan, spot_batch
+from ..search.batch import recording_index
+from ..search.spotting import RecordingIndex, ScoredSpan
 from .baselines import subsequence_dtw_hits
 from .methods import Featurizer, baseline_features, frame_vectors
 from .protocol import load_split_items
 from .report import MethodSpotting, SpottingResult
 
-SDTW_KINDS = ("mfcc", "logmel")  # baseline front ends offered for subsequence DTW
+SDTW_KINDS = ("mfcc", "logmel", "pitch")  # baseline front ends offered for subsequence DTW
 SPOTTING_METHODS = ("wav2tok", *(f"sdtw-{kind}" for kind in SDTW_KINDS), "sdtw-encoder")
-MIN_SCORE = 0.3  # wav2tok: no detection with more than 70 % of the query's length in edits
+MIN_SCORE = 0.2  # wav2tok: no detection with more than 80 % of the query's length in edits
 
 Searched = Mapping[str, Sequence[str]]  # query id -> ids of the recordings it is searched in
-# A method's search: (queries, recordings, searched, max_hits) -> detections; recordings are in the method's
-# representation, see the _prepare_* functions
-Search = Callable[[dict, dict, Searched, int], list[ScoredSpan]]
+# A method's search: (queries, recordings, searched, max_hits) -> detections; queries and recordings are in the
+# method's representation, see the _prepare_* functions
+Search = Callable[[dict, Any, Searched, int], list[ScoredSpan]]
 
 
 def _load_named(model: Wav2Tok, audio: Mapping[str, Audio], sr: int | None,
@@ -65,22 +66,17 @@ def _groups(searched: Searched) -> dict[tuple[str, ...], list[str]]:
 
 
 def _prepare_wav2tok(model: Wav2Tok, queries: dict[str, torch.Tensor], recordings: dict[str, torch.Tensor],
-                     batch_size: int) -> tuple[dict, dict]:
-    """Query token strings, and per recording its token string with each token's seconds."""
-    frame_s = model.config.features.frame_s
+                     batch_size: int) -> tuple[dict, RecordingIndex]:
+    """Query token strings, and the recordings' token strings with token times."""
     query_tokens = dict(zip(queries, model.tokenize(list(queries.values()), batch_size=batch_size)))
-    indexed = {}
-    for rid, frames in zip(recordings, model.frame_tokens(list(recordings.values()), batch_size=batch_size)):
-        spans = token_spans(frames, frame_s, model.config.keep_repeats)
-        indexed[rid] = ([t for t, _, _ in spans], [(start, end) for _, start, end in spans])
-    return query_tokens, indexed
+    return query_tokens, recording_index(model, recordings, batch_size)
 
 
-def _search_wav2tok(queries: dict, recordings: dict, searched: Searched, max_hits: int) -> list[ScoredSpan]:
+def _search_wav2tok(queries: dict, recordings: RecordingIndex, searched: Searched, max_hits: int) -> list[ScoredSpan]:
     found = []
     for rids, qids in _groups(searched).items():
-        detections = spot_batch({q: queries[q] for q in qids}, {r: recordings[r][0] for r in rids},
-                                threshold=MIN_SCORE, max_hits=max_hits, token_times={r: recordings[r][1] for r in rids})
+        subset = recordings.subset(rids)
+        detections = subset.spot({q: queries[q] for q in qids}, threshold=MIN_SCORE, max_hits=max_hits)
         found += [d.scored_span(seconds=True) for d in detections]
     return found
 

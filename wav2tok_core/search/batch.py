@@ -1,19 +1,22 @@
-"""Tokenizing many audio files with bounded memory: unreadable files are listed with the reason, not raised.
+"""Tokenizing many audio files with bounded memory (unreadable files are listed with the reason, not raised),
+and recordings in memory into a spotting index.
 
-Used by the ``tokenize``, ``index`` and ``search`` jobs, sharded or not (:mod:`wav2tok_core.search.shards`).
+Used by the ``tokenize``, ``index``, ``search`` and ``spot`` jobs, sharded or not
+(:mod:`wav2tok_core.search.shards`), and by the spotting evaluation.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from ..audio.io import Failure, iter_clips
 from ..errors import ConfigError
-from ..model.tokens import token_runs
+from ..model.tokens import token_runs, token_spans
 from ..model.wav2tok import Wav2Tok
+from .spotting import RecordingIndex
 
 
 def tokenize_files(model: Wav2Tok, paths: Sequence[Path], batch_size: int = 32, progress: bool = False,
@@ -52,3 +55,13 @@ def tokenize_files(model: Wav2Tok, paths: Sequence[Path], batch_size: int = 32, 
             clips, kept, held = [], [], 0
     bar.close()
     return tokens, failed
+
+
+def recording_index(model: Wav2Tok, recordings: Mapping[str, torch.Tensor], batch_size: int = 32) -> RecordingIndex:
+    """Token strings with token times of recordings (id -> waveform ``(N,)`` at the model's rate, any length)."""
+    frame_s = model.config.features.frame_s
+    strings, times = {}, {}
+    for rid, frames in zip(recordings, model.frame_tokens(list(recordings.values()), batch_size=batch_size)):
+        spans = token_spans(frames, frame_s, model.config.keep_repeats)
+        strings[rid], times[rid] = [t for t, _, _ in spans], [(start, end) for _, start, end in spans]
+    return RecordingIndex.from_strings(strings, times)

@@ -110,6 +110,32 @@ def pattern_masks(query: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=False)
+def _end_distances_one_word(masks: np.ndarray, m: int, text: np.ndarray, out: np.ndarray) -> None:
+    """:func:`_end_distances` for queries of at most 64 tokens: one word, held in registers."""
+    alphabet = masks.size
+    pv, mv = ~np.uint64(0), np.uint64(0)
+    last = _ONE << np.uint64(m - 1)
+    score = m
+    out[0] = m
+    for j in range(text.size):
+        token = text[j]
+        eq = masks[token] if token < alphabet else np.uint64(0)
+        xv = eq | mv
+        xh = (((eq & pv) + pv) ^ pv) | eq
+        ph = mv | ~(xh | pv)
+        mh = pv & xh
+        if ph & last:
+            score += 1
+        elif mh & last:
+            score -= 1
+        ph <<= _ONE
+        mh <<= _ONE
+        pv = mh | ~(xv | ph)
+        mv = ph & xv
+        out[j + 1] = score
+
+
+@njit(cache=False)
 def _end_distances(masks: np.ndarray, m: int, text: np.ndarray, out: np.ndarray) -> None:
     """``out[j]`` (j = 0..n) = least edit distance of the query to any span of ``text`` that ends at ``j``
     (exclusive), for all j in one pass.
@@ -119,6 +145,9 @@ def _end_distances(masks: np.ndarray, m: int, text: np.ndarray, out: np.ndarray)
     64 query tokens. The top row is free (a span may start anywhere), so no horizontal delta enters block 0.
     """
     n_blocks, alphabet = masks.shape
+    if n_blocks == 1:
+        _end_distances_one_word(masks[0], m, text, out)
+        return
     plus = np.full(n_blocks, ~np.uint64(0))  # vertical deltas: column 0 is 0, 1, ..., m
     minus = np.zeros(n_blocks, dtype=np.uint64)
     top = _ONE << np.uint64(_WORD - 1)
@@ -322,6 +351,16 @@ class RecordingIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def subset(self, ids: Sequence[str]) -> "RecordingIndex":
+        """The recordings ``ids`` only, in that order."""
+        position = {rid: r for r, rid in enumerate(self.ids)}
+        rows = [position[rid] for rid in ids]
+        pieces = [np.arange(self.offsets[r], self.offsets[r + 1]) for r in rows]
+        take = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum([p.size for p in pieces])]).astype(np.int64)
+        times = (None, None) if self.starts_s is None or self.ends_s is None else (self.starts_s[take], self.ends_s[take])
+        return RecordingIndex(list(ids), [self.metadata[r] for r in rows], self.tokens[take], offsets, *times)
+
     def spot(self, queries: Mapping[str, Sequence[int]], threshold: float = 0.5, max_hits: int = 1) -> list[Detection]:
         """Spot every query in every recording.
 
@@ -341,19 +380,26 @@ class RecordingIndex:
             q = _as_array(query)
             if q.size == 0:
                 raise ValueError(f"query {qid!r} is empty")
-            for r, rows in enumerate(_search(q, self.tokens, self.offsets, max_hits, threshold)):
-                for match in _matches(rows, q.size, threshold):
-                    detections.append(self._detection(qid, r, match))
+            detections += self._detections(qid, q.size, _search(q, self.tokens, self.offsets, max_hits, threshold),
+                                           threshold)
         detections.sort(key=lambda d: (-d.score, d.query_id, d.recording_id, d.start))
         return detections
 
-    def _detection(self, qid: str, r: int, match: SpotMatch) -> Detection:
-        """A match in recording ``r`` as a detection, with its seconds when known."""
+    def _detections(self, qid: str, query_length: int, rows: np.ndarray, threshold: float) -> list[Detection]:
+        """The kernel's (n_recordings, max_hits, 3) rows as detections scoring >= ``threshold``, with their
+        seconds when known (vectorised: a long index yields many rows)."""
+        recording = np.repeat(np.arange(rows.shape[0]), rows.shape[1])
+        distance, start, end = rows.reshape(-1, 3).T
+        score = 1.0 - distance / query_length
+        keep = (start >= 0) & (score >= threshold)
+        recording, start, end, score = recording[keep], start[keep], end[keep], score[keep]
         if self.starts_s is None or self.ends_s is None:
-            return Detection(qid, self.ids[r], match.score, match.start, match.end)
-        first = self.offsets[r]
-        return Detection(qid, self.ids[r], match.score, match.start, match.end,
-                         float(self.starts_s[first + match.start]), float(self.ends_s[first + match.end - 1]))
+            times = [(None, None)] * score.size
+        else:
+            first = self.offsets[recording]
+            times = zip(self.starts_s[first + start].tolist(), self.ends_s[first + end - 1].tolist())
+        return [Detection(qid, self.ids[r], s, b, e, *t)
+                for r, s, b, e, t in zip(recording.tolist(), score.tolist(), start.tolist(), end.tolist(), times)]
 
 
 def spot_batch(

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from matplotlib.colors import hsv_to_rgb
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from ..audio.config import FeatureConfig
@@ -101,6 +102,28 @@ def tokens_over_spectrogram(wave: torch.Tensor, sr: int, frame_tokens: Sequence[
             band.text((start + end) / 2, 0.5, str(token), ha="center", va="center", fontsize=7)
         ax.axvline(start, color="white", lw=0.4, alpha=0.5)
     band.set(yticks=[], xlabel="time (s)", ylabel="tokens", xlim=(0, duration))
+    fig.tight_layout()
+    return fig
+
+
+def spotting_figure(wave: torch.Tensor | np.ndarray, sr: int, truths: Sequence[tuple[float, float]],
+                    detections: Sequence[tuple[float, float, float]], title: str = "") -> Figure:
+    """A recording's waveform ``(N,)`` with the true spans of a query (green, above) and the detections
+    ``(start_s, end_s, score)`` (orange, below, labelled by score). Built outside pyplot."""
+    samples = np.asarray(wave, dtype=np.float32).reshape(-1)
+    fig = Figure(figsize=(10, 2.8))
+    ax = fig.subplots()
+    ax.plot(np.arange(samples.size) / sr, samples, color="0.45", lw=0.5)
+    top = float(np.abs(samples).max(initial=0.0)) or 1.0
+    for start, end in truths:
+        ax.axvspan(start, end, ymin=0.55, ymax=1.0, color="tab:green", alpha=0.3, lw=0)
+    for start, end, score in detections:
+        ax.axvspan(start, end, ymin=0.0, ymax=0.45, color="tab:orange", alpha=0.45, lw=0)
+        ax.text((start + end) / 2, -0.95 * top, f"{score:.2f}", ha="center", va="bottom", fontsize=7)
+    ax.set(xlim=(0, samples.size / sr), ylim=(-top, top), yticks=[], xlabel="time (s)", title=title)
+    ax.legend(handles=[Patch(color="tab:green", alpha=0.3, label="true occurrence"),
+                       Patch(color="tab:orange", alpha=0.45, label="detection (score)")],
+              loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.tight_layout()
     return fig
 
