@@ -14,6 +14,7 @@ from wav2tok_core.train.data import DataConfig
 from wav2tok_core.train.objective import ObjectiveConfig
 from wav2tok_core.train.recipe import RunSpec, build_trainer, load_training_data
 from wav2tok_core.train.trainer import Callback, TrainConfig, Trainer, warmup_then_decay
+from wav2tok_core.train.validation import codebook_health
 
 TINY = dict(emb_dim=16, num_tokens=6, num_layers=1)
 
@@ -96,6 +97,20 @@ def test_checkpoints_autosave_best_and_log(tiny_data, tmp_path) -> None:
     epochs = [r for r in records if r["kind"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2, 3, 4]
     assert {"train/loss", "train/matching", "train/ctc_xy", "train/ctc_yx", "val/mrr"} <= set(epochs[0])
+    health = {"codebook/perplexity", "codebook/dead_tokens", "codebook/purity"}
+    assert health <= set(epochs[-1]) and 1 <= epochs[-1]["codebook/perplexity"] <= TINY["num_tokens"]
+    assert 0 < epochs[-1]["codebook/purity"] <= 1
+
+
+def test_codebook_health_hand_case() -> None:
+    # clip a (label x): tokens 0 0 1; clip b (label y): tokens 1 1; token 2 of 3 is never used
+    frames = [torch.tensor([0, 0, 1]), torch.tensor([1, 1])]
+    health = codebook_health(frames, 3, labels=["x", "y"])
+    # token 0: 2 frames, all x; token 1: 3 frames, 2 of y -> purity (2 + 2) / 5
+    assert health["codebook/purity"] == pytest.approx(4 / 5) and health["codebook/dead_tokens"] == 1
+    counts = torch.tensor([2.0, 3.0])
+    assert health["codebook/perplexity"] == pytest.approx(float(torch.exp(-(counts / 5 * (counts / 5).log()).sum())))
+    assert "codebook/purity" not in codebook_health(frames, 3)
 
 
 def test_patience_stops_when_the_metric_stalls(tiny_data, tmp_path) -> None:
