@@ -11,7 +11,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[notebooks,dev,speech-synth]"
+	$(PY) -m pip install --quiet -e ".[notebooks,dev,speech-synth,pitch]"
 	touch $(STAMP)
 
 run: $(STAMP)  ## the main job: notebooks 01-05 on the built-in melody set (outputs in runs/default)

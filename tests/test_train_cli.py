@@ -24,7 +24,7 @@ VALUES = {
     "token_prediction_temp": ("0.2", 0.2), "token_prediction_soft": ("True", True), "reconstruction": ("0.4", 0.4),
     "keep_repeats": ("1", True), "input_skip": ("1.5", 1.5), "sr": ("8000", 8000),
     "features": ("logmel", "logmel"), "n_fft": ("512", 512), "hop_length": ("128", 128), "n_mels": ("40", 40),
-    "f0_min": ("80", 80.0), "f0_max": ("800", 800.0), "pitch_repr": ("contour", "contour"),
+    "f0_min": ("80", 80.0), "f0_max": ("800", 800.0), "pitch_repr": ("contour", "contour"), "f0": ("pesto", "pesto"),
     "is_dict": ("True", True), "is_triplet": ("true", True), "is_single": ("0", False),
     "apply_augmentation": ("1", True), "positive_other_speaker": ("True", True), "same_length": ("True", True),
     "clip": ("True", True),

@@ -1,12 +1,15 @@
 """How audio becomes frames: the front end's config (travels inside model checkpoints)."""
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 from ..config import require
 
 FEATURE_KINDS = ("stft", "logmel", "mfcc", "pitch")
 PITCH_REPRS = ("chroma", "contour")  # see wav2tok_core.audio.pitch.pitch_features
+F0_TRACKERS = ("yin", "crepe", "pesto")  # see wav2tok_core.audio.f0
+NEURAL_F0_PACKAGES = {"crepe": "torchcrepe", "pesto": "pesto"}  # the pip extra "pitch" installs them
 
 
 @dataclass
@@ -26,6 +29,8 @@ class FeatureConfig:
     #                          (pitch: remove the clip's key, see pitch_repr)
     f0_min: float = 60.0  # pitch only: lowest f0 searched (Hz); needs n_fft >= 2 * sr / f0_min
     f0_max: float = 1000.0  # pitch only: highest f0 searched (Hz)
+    f0: str = "yin"  # pitch only: f0 tracker, "yin" (built in), "crepe" (CREPE tiny) or "pesto" (PESTO, MIR-1K);
+    #                  the neural ones need the optional extra: pip install .[pitch]
     pitch_repr: str = "chroma"  # pitch only: "chroma" (pitch class relative to the key as cos/sin, octave-
     #                             invariant; steadier under re-synthesis, README) or "contour" (semitones
     #                             relative to the median pitch; checkpoints saved before this option)
@@ -39,7 +44,10 @@ class FeatureConfig:
         require(1 <= self.n_mfcc <= self.n_mels, "features.n_mfcc", "must be in [1, n_mels]")
         require(self.pitch_repr in PITCH_REPRS, "features.pitch_repr",
                  f"{self.pitch_repr!r} is not one of {PITCH_REPRS}")
+        require(self.f0 in F0_TRACKERS, "features.f0", f"{self.f0!r} is not one of {F0_TRACKERS}")
         if self.kind == "pitch":
+            require(self.f0 == "yin" or importlib.util.find_spec(NEURAL_F0_PACKAGES[self.f0]) is not None,
+                    "features.f0", f"{self.f0!r} needs the optional pitch trackers: pip install .[pitch]")
             require(0 < self.f0_min < self.f0_max < self.sr / 2, "features.f0_min/f0_max",
                      f"need 0 < f0_min < f0_max < sr/2, got {self.f0_min}, {self.f0_max}")
             require(self.n_fft >= 2 * self.sr / self.f0_min, "features.n_fft",

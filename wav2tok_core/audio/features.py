@@ -11,6 +11,7 @@ import torchaudio.functional as AF
 from torch import nn
 
 from .config import FeatureConfig
+from .f0 import track_f0
 from .pitch import pitch_features
 
 
@@ -90,8 +91,8 @@ class FeatureExtractor(nn.Module):
         mask = frame_mask(frame_lengths, t)
         if cfg.kind == "pitch":
             frames = padded.unfold(-1, cfg.n_fft, cfg.hop_length)[:, :t]  # (B, T, n_fft), the STFT's frames
-            feats = pitch_features(frames, mask, cfg.sr, cfg.f0_min, cfg.f0_max, cfg.normalize,
-                                   cfg.pitch_repr)  # (B, T, F), log energy last
+            f0, periodic = track_f0(cfg.f0, frames, waves, lengths, cfg.sr, cfg.hop_length, cfg.f0_min, cfg.f0_max)
+            feats = pitch_features(frames, mask, f0, periodic, cfg.normalize, cfg.pitch_repr)  # log energy last
             if cfg.normalize:  # pitch is key-normalised already; energy is standardised like other features
                 feats = torch.cat([feats[..., :-1], masked_standardize(feats[..., -1:], mask)], dim=-1)
             return feats, frame_lengths

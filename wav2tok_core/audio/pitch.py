@@ -1,4 +1,5 @@
-"""Pitch features for melodies: batched YIN f0 tracking, key-normalised pitch, voicing, energy.
+"""Pitch features for melodies: batched YIN f0 tracking (other trackers: :mod:`wav2tok_core.audio.f0`),
+key-normalised pitch, voicing, energy.
 
 Spectral features (STFT, log-mel, MFCC) mostly describe timbre: a hummed query and an instrument
 playing the same tune, a few semitones apart, look unrelated in them. What the two share is the pitch
@@ -66,11 +67,14 @@ def yin(frames: torch.Tensor, sr: int, f0_min: float, f0_max: float) -> tuple[to
 
 
 def _forward_fill(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """``(B, T)``: each frame not in ``keep`` takes the last kept value before it (0 before the first)."""
+    """``(B, T)``: each frame not in ``keep`` takes the last kept value before it; frames before the first kept
+    one take the first kept value, so the track does not step at its first kept frame (all 0 when no frame
+    is kept)."""
     pos = torch.arange(values.shape[1], device=values.device)[None, :].expand_as(values)
     last = torch.where(keep, pos, torch.full_like(pos, -1)).cummax(dim=1).values  # (B, T)
-    filled = values.gather(1, last.clamp(min=0))
-    return torch.where(last >= 0, filled, torch.zeros_like(filled))
+    first = keep.to(torch.int64).argmax(dim=1, keepdim=True).expand_as(last)  # (B, T): first kept frame
+    filled = values.gather(1, torch.where(last >= 0, last, first))
+    return torch.where(keep.any(dim=1, keepdim=True), filled, torch.zeros_like(filled))
 
 
 def median_key(midi: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
@@ -108,9 +112,11 @@ def _unwrapped(pitch: torch.Tensor) -> torch.Tensor:
     return (torch.remainder(step + 6, 12) - 6).cumsum(1)
 
 
-def pitch_features(frames: torch.Tensor, mask: torch.Tensor, sr: int, f0_min: float, f0_max: float,
+def pitch_features(frames: torch.Tensor, mask: torch.Tensor, f0: torch.Tensor, periodic: torch.Tensor,
                    normalize: bool, representation: str = "chroma") -> torch.Tensor:
-    """Frames ``(B, T, W)``, real-frame mask ``(B, T)`` -> features ``(B, T, F)``, zero on padding.
+    """Frames ``(B, T, W)``, real-frame mask ``(B, T)``, each frame's f0 ``(B, T)`` Hz and whether it is periodic
+    ``(B, T)`` (:func:`wav2tok_core.audio.f0.track_f0`) -> features ``(B, T, F)``, zero on padding. A frame is
+    voiced when it is periodic and its energy is within ``SILENCE_DB`` of the clip's loudest frame.
 
     ``representation="contour"`` (F = 4): pitch in semitones (MIDI numbers, or relative to the clip's
     median voiced pitch when ``normalize``), held through unvoiced frames; its delta; voicing (1 voiced,
@@ -127,10 +133,9 @@ def pitch_features(frames: torch.Tensor, mask: torch.Tensor, sr: int, f0_min: fl
     """
     if representation not in PITCH_REPRS:
         raise ValueError(f"pitch representation {representation!r} is not one of {PITCH_REPRS}")
-    f0, aperiodicity = yin(frames, sr, f0_min, f0_max)
     power = frames.pow(2).mean(-1)  # (B, T)
     loudest = torch.where(mask, power, torch.zeros_like(power)).amax(dim=1, keepdim=True)
-    voiced = mask & (aperiodicity < VOICED_APERIODICITY) & (power > loudest * 10 ** (SILENCE_DB / 10))
+    voiced = mask & periodic & (power > loudest * 10 ** (SILENCE_DB / 10))
     midi = 69.0 + 12.0 * torch.log2(f0 / 440.0)
     if representation == "contour":
         pitch = _key_relative_contour(midi, voiced, normalize)

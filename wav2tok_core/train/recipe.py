@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from .. import distributed
 from ..audio.augment import AugmentConfig
-from ..audio.config import FEATURE_KINDS, PITCH_REPRS, FeatureConfig
+from ..audio.config import F0_TRACKERS, FEATURE_KINDS, PITCH_REPRS, FeatureConfig
 from ..config import load_config_file, to_dict
 from ..errors import ConfigError
 from ..model.config import ModelConfig
@@ -56,7 +56,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     # features
     "sr": ("features", "sr"), "features": ("features", "kind"), "n_fft": ("features", "n_fft"),
     "hop_length": ("features", "hop_length"), "n_mels": ("features", "n_mels"), "f0_min": ("features", "f0_min"),
-    "f0_max": ("features", "f0_max"), "pitch_repr": ("features", "pitch_repr"),
+    "f0_max": ("features", "f0_max"), "pitch_repr": ("features", "pitch_repr"), "f0": ("features", "f0"),
     # Trainer(...) sampling
     "is_dict": ("data", "is_dict"), "is_triplet": ("data", "is_triplet"), "is_single": ("data", "is_single"),
     "is_pairwise": ("run", "is_pairwise"), "apply_augmentation": ("data", "apply_augmentation"),
@@ -187,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     flag("load_model_epochid", type=optional_int)
     flag("features", choices=list(FEATURE_KINDS), help="frame features (default mfcc; pitch for melodies)")
     flag("pitch_repr", choices=list(PITCH_REPRS), help="pitch features: octave-invariant chroma (default) or contour")
+    flag("f0", choices=list(F0_TRACKERS), help="pitch features: f0 tracker, yin (default) or the neural crepe / pesto "
+                                                 "(pip install .[pitch])")
     flag("targets", choices=["teacher", "online"], help="M-step tokens from the E-step's frozen model or the live one")
     flag("stage1_epochs", type=int, help="epochs of stage I (aligned contrastive frames only, no codebook) before EM")
     flag("contrastive", type=float, help="weight of the aligned frame contrastive term in the EM stage (0: off)")
