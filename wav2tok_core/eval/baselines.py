@@ -1,4 +1,4 @@
-"""Baselines on frame features: DTW, subsequence DTW and k-means tokens + edit distance.
+"""Baselines on frame features: DTW, subsequence DTW, k-means tokens + edit distance, and note alignment.
 
 Features are ``list[np.ndarray]``, each (T_i, F) with T_i >= 1; normalising them (e.g. per-utterance
 mean/variance) is the caller's job.
@@ -216,6 +216,53 @@ def _stack_pair(queries: Sequence[np.ndarray], database: Sequence[np.ndarray],
     q_flat, q_offsets = _stack(queries, metric)
     d_flat, d_offsets = _stack(database, metric, dim=q_flat.shape[1] if len(queries) else None)
     return q_flat, q_offsets, d_flat, d_offsets
+
+
+NOTE_PITCH_CAP = 6.0  # note alignment: interval differences count up to this many semitones ...
+NOTE_DURATION_WEIGHT = 0.5  # ... duration-ratio differences (up to 2 octaves of log2) count this much ...
+NOTE_GAP = 0.75  # ... and skipping a note of either side costs this
+
+
+@njit(cache=False)
+def _note_cost(q: np.ndarray, t: np.ndarray) -> float:
+    """Substitution cost of two notes' (interval, log2 duration ratio): 0 to 1 + NOTE_DURATION_WEIGHT."""
+    if np.isnan(q[0]) or np.isnan(t[0]):
+        return 1.0 + NOTE_DURATION_WEIGHT
+    return (min(abs(q[0] - t[0]), NOTE_PITCH_CAP) / NOTE_PITCH_CAP
+            + NOTE_DURATION_WEIGHT * min(abs(q[1] - t[1]), 2.0) / 2.0)
+
+
+@njit(parallel=True, cache=False)
+def _note_alignment_all_pairs(q_flat: np.ndarray, q_offsets: np.ndarray, d_flat: np.ndarray,
+                              d_offsets: np.ndarray) -> np.ndarray:
+    """Least cost of aligning every query's notes, all of them, with any stretch of every database sequence's
+    notes, divided by the query's note count: (n_q, n_d)."""
+    n_q, n_d = q_offsets.size - 1, d_offsets.size - 1
+    cost = np.empty((n_q, n_d))
+    for pair in prange(n_q * n_d):
+        qi, di = pair // n_d, pair % n_d
+        a, b = q_flat[q_offsets[qi]:q_offsets[qi + 1]], d_flat[d_offsets[di]:d_offsets[di + 1]]
+        prev = np.zeros(b.shape[0] + 1)  # row 0: the stretch may start anywhere
+        for i in range(1, a.shape[0] + 1):
+            row = np.empty(b.shape[0] + 1)
+            row[0] = i * NOTE_GAP
+            for j in range(1, b.shape[0] + 1):
+                row[j] = min(prev[j - 1] + _note_cost(a[i - 1], b[j - 1]), prev[j] + NOTE_GAP, row[j - 1] + NOTE_GAP)
+            prev = row
+        cost[qi, di] = prev.min() / a.shape[0]
+    return cost
+
+
+def note_alignment_scores(queries: Sequence[np.ndarray], database: Sequence[np.ndarray]) -> np.ndarray:
+    """Similarities ``-cost / n_query_notes`` of note sequences (each ``(n_i, 2)``: interval and log2 duration
+    ratio, :func:`wav2tok_core.audio.notes.note_intervals`), shape (n_queries, n_database). The query is
+    aligned whole against any stretch of the database sequence (a hum may cover part of a tune): substitution
+    costs grow with the interval difference (capped at ``NOTE_PITCH_CAP`` semitones) and the duration-ratio
+    difference, skipping a note costs ``NOTE_GAP``."""
+    stacked = _stack_pair(queries, database, "euclidean")
+    if not len(queries) or not len(database):
+        return np.zeros((len(queries), len(database)))
+    return 0.0 - _note_alignment_all_pairs(*stacked)
 
 
 def dtw_distance(a: np.ndarray, b: np.ndarray, metric: str = "euclidean") -> float:

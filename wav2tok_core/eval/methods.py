@@ -29,13 +29,14 @@ import torch
 from ..audio.config import FeatureConfig
 from ..audio.features import FeatureExtractor
 from ..audio.io import length_batches, pad_batch
+from ..audio.notes import note_intervals, segment_notes
 from ..errors import EvalError
 from ..model.codebook import fit_codebook, fit_model_codebook
 from ..model.inference import MAX_BATCH_SECONDS
 from ..model.tokens import token_string
 from ..model.wav2tok import Wav2Tok
 from ..search.index import encode_tokens, string_similarity_matrix
-from .baselines import KMeansTokenizer, dtw_score_matrix
+from .baselines import KMeansTokenizer, dtw_score_matrix, note_alignment_scores
 from .conditions import EvalClip
 
 BASELINE_KINDS = ("mfcc", "logmel", "pitch")  # front ends of the dtw-<kind> and vq-<kind> families
@@ -370,6 +371,29 @@ class EncoderDTW(DTWMethod):
 
     def featurize(self, waves: list[torch.Tensor]) -> list[np.ndarray]:
         return frame_vectors(self.model, waves, self.batch_size)
+
+
+@register("notes-align")
+class NoteAlignment(DTWMethod):
+    """``notes-align``: the note-level query-by-humming baseline. The pitch front end (the model's rate, hop and
+    f0 tracker; MIDI pitch, not key-normalised) gives each clip's pitch track, :func:`segment_notes` its notes,
+    and a query's intervals and duration ratios are aligned whole against any stretch of each database clip's
+    (:func:`note_alignment_scores`): transposition and tempo do not matter, and a hum may cover part of a tune."""
+
+    unit = "notes"
+
+    def __init__(self, name: str, context: MethodContext) -> None:
+        super().__init__(name, context)
+        features = dataclasses.replace(context.model.config.features, kind="pitch", pitch_repr="contour",
+                                       normalize=False)
+        self.featurizer = Featurizer(features, context.batch_size)
+
+    def featurize(self, waves: list[torch.Tensor]) -> list[np.ndarray]:
+        frame_s = self.featurizer.frame_s
+        return [note_intervals(segment_notes(f[:, 0], f[:, 2] == 1, frame_s)) for f in self.featurizer(waves)]
+
+    def score(self, queries: Sequence[np.ndarray], database: Sequence[np.ndarray]) -> np.ndarray:
+        return note_alignment_scores(queries, database)
 
 
 @register(*(f"vq-{kind}" for kind in BASELINE_KINDS))

@@ -1,0 +1,61 @@
+"""Notes from pitch tracks and the note-alignment baseline (notes-align)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from wav2tok_core.audio.config import FeatureConfig
+from wav2tok_core.audio.features import FeatureExtractor
+from wav2tok_core.audio.notes import NoteConfig, note_intervals, segment_notes
+from wav2tok_core.eval.baselines import NOTE_GAP, note_alignment_scores
+
+FRAME_S = 0.016
+
+
+def track(*notes: tuple[float, int], rest: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A pitch track of ``(midi, frames)`` notes, each followed by ``rest`` unvoiced frames."""
+    midi = np.concatenate([np.r_[np.full(n, p), np.zeros(rest)] for p, n in notes])
+    voiced = np.concatenate([np.r_[np.ones(n, bool), np.zeros(rest, bool)] for _, n in notes])
+    return midi, voiced
+
+
+def test_notes_split_at_pitch_changes_and_rests() -> None:
+    midi, voiced = track((60, 20), (62, 15), rest=0)
+    midi = np.r_[midi, np.zeros(5), np.full(25, 67.0)]
+    voiced = np.r_[voiced, np.zeros(5, bool), np.ones(25, bool)]
+    midi[22] += 1.5  # a one-frame wobble inside the second note is not a note
+    notes = segment_notes(midi, voiced, FRAME_S)
+    np.testing.assert_allclose(notes, [[0.0, 0.32, 60], [0.32, 0.24, 62], [0.64, 0.40, 67]], atol=1e-9)
+    np.testing.assert_allclose(note_intervals(notes), [[2, np.log2(0.24 / 0.32)], [5, np.log2(0.40 / 0.24)]],
+                               rtol=1e-6)
+
+
+def test_short_notes_are_dropped_and_empty_tracks_give_a_row() -> None:
+    midi, voiced = track((60, 20), (70, 3), (64, 20), rest=2)
+    notes = segment_notes(midi, voiced, FRAME_S, NoteConfig(min_note_s=0.08))
+    assert notes[:, 2].tolist() == [60, 64]
+    assert np.isnan(note_intervals(segment_notes(np.zeros(10), np.zeros(10, bool), FRAME_S))).all()
+    assert note_intervals(notes[:1]).tolist() == [[0.0, 0.0]]
+
+
+def test_note_alignment_ignores_key_and_tempo_and_finds_a_partial_query() -> None:
+    tune = np.array([[2, 0], [2, 0], [1, 0], [-3, 1], [5, -1], [-2, 0], [-2, 1]], dtype=np.float32)
+    other = np.array([[-1, 0], [4, 1], [0, -1], [7, 0], [-5, 0], [3, 1]], dtype=np.float32)
+    part = tune[2:6]  # a hum of the middle of the tune: intervals and duration ratios are key and tempo free
+    scores = note_alignment_scores([part, tune], [other, tune])
+    assert scores[0, 1] == 0.0 and scores[1, 1] == 0.0 and (scores[:, 0] < -0.2).all()
+    one_skipped = np.delete(tune, 3, axis=0)  # the hum misses a note: one gap in the tune
+    assert note_alignment_scores([one_skipped], [tune])[0, 0] == pytest.approx(-NOTE_GAP / len(one_skipped))
+
+
+def test_notes_from_a_synthetic_melody() -> None:
+    sr, hop = 16000, 256
+    pitches = [60, 64, 67, 64]
+    f0 = np.repeat(440 * 2 ** ((np.array(pitches) - 69) / 12), sr // 4)  # 4 notes of 0.25 s, legato
+    wave = torch.tensor(0.3 * np.sin(2 * np.pi * np.cumsum(f0) / sr), dtype=torch.float32)
+    config = FeatureConfig(kind="pitch", sr=sr, hop_length=hop, pitch_repr="contour", normalize=False)
+    feats = FeatureExtractor(config)(wave[None], torch.tensor([wave.numel()]))[0][0].numpy()
+    notes = segment_notes(feats[:, 0], feats[:, 2] == 1, hop / sr)
+    assert np.round(notes[:, 2]).tolist() == pitches
+    np.testing.assert_allclose(notes[1:, 0], [0.25, 0.5, 0.75], atol=0.05)
