@@ -14,7 +14,7 @@ from wav2tok_core.errors import IndexFileError
 from wav2tok_core.search.index import (MAX_TOKEN, TokenIndex, _digest, _flatten, _json_bytes, _NgramIndex,
                                        candidate_recall, edit_similarity_matrix, encode_tokens)
 from wav2tok_core.search.spotting import (RecordingIndex, _semiglobal_last_row, find_occurrences, select_spans,
-                                          span_seconds, spot_batch)
+                                          span_seconds, spot_batch, substring_similarity_matrix)
 
 token_strings = st.lists(st.integers(0, 3), min_size=0, max_size=8)
 
@@ -342,3 +342,9 @@ def test_version_1_index_files_are_still_read(tmp_path) -> None:
     np.savez(tmp_path / "v1.npz", header=_json_bytes(header), **payload)
     index = TokenIndex.load(tmp_path / "v1.npz")
     assert index.tokens("b") == [2, 3] and index.metadata("b") == {"label": "x"} and index.frame_s is None
+
+
+def test_substring_similarity_scores_the_best_placement() -> None:
+    queries = [encode_tokens([1, 2, 3]), encode_tokens([])]
+    scores = substring_similarity_matrix(queries, [encode_tokens([7, 1, 2, 3, 9]), encode_tokens([1, 2]), ""])
+    np.testing.assert_allclose(scores, [[1.0, 2 / 3, 0.0], [0.0, 0.0, 0.0]])

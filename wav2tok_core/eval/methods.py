@@ -36,6 +36,7 @@ from ..model.inference import MAX_BATCH_SECONDS
 from ..model.tokens import token_string
 from ..model.wav2tok import Wav2Tok
 from ..search.index import encode_tokens, string_similarity_matrix
+from ..search.spotting import substring_similarity_matrix
 from .baselines import KMeansTokenizer, dtw_score_matrix, note_alignment_scores
 from .conditions import EvalClip
 
@@ -257,6 +258,16 @@ class ModelTokens(TokenMethod):
 
     def tokenize(self, waves: list[torch.Tensor]) -> list[list[int]]:
         return self.model.tokenize(waves, batch_size=self.batch_size)
+
+
+@register("wav2tok-partial")
+class ModelTokensPartial(ModelTokens):
+    """``wav2tok-partial``: the model's token strings, each query scored by its best placement inside each
+    database string (:func:`wav2tok_core.search.spotting.substring_similarity_matrix`) instead of whole-string
+    edit similarity: for queries that cover part of what they should find (a hum of part of a phrase)."""
+
+    def score(self, queries: Sequence[str], database: Sequence[str]) -> np.ndarray:
+        return substring_similarity_matrix(queries, database)
 
 
 @register("raw-encoder")

@@ -288,6 +288,21 @@ def find_occurrences(query: Sequence[int], recording: Sequence[int], max_hits: i
     return _matches(_search(q, text, np.array([0, text.size], dtype=np.int64), max_hits, threshold)[0], q.size, threshold)
 
 
+def substring_similarity_matrix(queries: Sequence[str], choices: Sequence[str]) -> np.ndarray:
+    """Similarities ``1 - d / m`` of each query's best placement inside each choice (the query used whole, any
+    non-empty stretch of the choice), for strings encoded by :func:`wav2tok_core.search.index.encode_tokens`:
+    (len(queries), len(choices)) float64; 0 for an empty query or choice."""
+    index = RecordingIndex.from_strings({str(i): [ord(c) for c in s] for i, s in enumerate(choices)})
+    scores = np.zeros((len(queries), len(choices)))
+    for row, query in zip(scores, queries):
+        q = np.array([ord(c) for c in query], dtype=np.int64)
+        if q.size and len(choices):
+            best = _search(q, index.tokens, index.offsets, 1, 0.0)[:, 0]  # (n_choices, 3)
+            found = best[:, 1] >= 0
+            row[found] = 1.0 - best[found, 0] / q.size
+    return scores
+
+
 def span_seconds(token_times: Sequence[tuple[float, float]], start: int, end: int) -> tuple[float, float]:
     """Time of the token span ``[start, end)``: start time of token ``start`` to end time of token ``end - 1``.
 
