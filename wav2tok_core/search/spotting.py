@@ -8,7 +8,7 @@ Search runs in numba (``prange`` over recordings) in two passes. A bit-parallel 
 gives, for every end position of a recording, the least distance of the query to a span ending there, at a
 few word operations per recording token and 64 query tokens. Only around the ends that can pass the score
 threshold does a second, exact dynamic programme find each span's start: a span of distance ``d`` is at
-most ``m + d`` tokens long, so the windows ``[end - m - d_max, end]`` hold every span that can be reported.
+most ``m + d`` tokens long, so the windows ``[end - m - d, end]`` hold every span that can be reported.
 Among equally cheap alignments the start comes from the predecessor preference substitution/match, then
 skipping a query token, then skipping a recording token. Several occurrences per recording are found
 greedily: spans are taken in order of increasing distance, then of ``|span length - query length|``, then
@@ -222,13 +222,14 @@ def _candidate_spans(query: np.ndarray, masks: np.ndarray, text: np.ndarray,
     ends = np.flatnonzero(best[1:] <= max_distance) + 1
     distance = np.empty(ends.size, dtype=np.int64)
     start = np.empty(ends.size, dtype=np.int64)
-    reach = m + max_distance  # the longest span that can be reported
+    opens = ends - m - best[ends]  # a span of distance d is at most m + d long: its window [end - m - d, end]
     c = 0
-    while c < ends.size:  # one exact pass per run of windows [end - reach, end] that overlap
-        first = c
-        while c + 1 < ends.size and ends[c + 1] - reach <= ends[c]:
+    while c < ends.size:  # one exact pass per run of overlapping windows
+        first, lo = c, opens[c]
+        while c + 1 < ends.size and opens[c + 1] <= ends[c]:
             c += 1
-        lo = max(0, ends[first] - reach)
+            lo = min(lo, opens[c])
+        lo = max(0, lo)
         window_distance, window_start = _semiglobal_last_row(query, text[lo:ends[c]])
         for k in range(first, c + 1):
             distance[k] = window_distance[ends[k] - lo]
