@@ -7,6 +7,7 @@ as a real ``python -m wav2tok_core.cli`` process, to check what a shell sees.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -111,6 +112,22 @@ def search(f: dict[str, Path], *extra: object) -> list:
     return ["search", f["clip"], "--index", f["index"], "--model", f["model"], *extra]
 
 
+def spot(f: dict[str, Path], *extra: object) -> list:
+    return ["spot", f["clip"], "--index", f["index"], "--model", f["model"], *extra]
+
+
+def espeak_done_with_corrupt_manifest(f: dict[str, Path]) -> Path:
+    """A finished eSpeak word-set folder (its params.json matches) whose manifest.json was since corrupted."""
+    from wav2tok_core.data.espeak import MANIFEST_NAME, PARAMS_NAME, EspeakWordSetConfig
+
+    out = f["root"] / "espeak_done"
+    out.mkdir(exist_ok=True)
+    config = EspeakWordSetConfig()
+    runtime.write_json(out / PARAMS_NAME, {"digest": dataclasses.replace(config, words=config.words[:2]).digest()})
+    (out / MANIFEST_NAME).write_bytes(CORRUPT)
+    return out
+
+
 def evaluate(f: dict[str, Path], *extra: object) -> list:
     return ["evaluate", "--model", f["model"], "--manifest", f["manifest"], "--out", f["out"] / "r.json", *extra]
 
@@ -168,6 +185,22 @@ CASES = [
     Case("search", B, "k", lambda f: search(f, "--k", "0")),
     Case("search", B, "candidates", lambda f: search(f, "--candidates", "0")),
     Case("search", B, "json-is-a-folder", lambda f: search(f, "--json", f["root"])),
+    Case("spot", M, "index", lambda f: ["spot", f["clip"], "--index", f["missing"] / "i.npz", "--model", f["model"]],
+         process=True),
+    Case("spot", C, "index", lambda f: ["spot", f["clip"], "--index", f["corrupt.npz"], "--model", f["model"]]),
+    Case("spot", C, "index-without-token-times", lambda f: spot(f)),
+    Case("spot", B, "threshold", lambda f: spot(f, "--threshold", "1.5")),
+    Case("spot", B, "max_hits", lambda f: spot(f, "--max_hits", "0")),
+    Case("evaluate", B, "spotting-method", lambda f: evaluate(f, "--task", "spotting", "--methods", "dtw-mfcc")),
+    Case("evaluate", B, "clips_per_recording", lambda f: evaluate(f, "--task", "spotting", "--clips_per_recording",
+                                                                  "0")),
+    Case("dataset espeak", M, "out-parent-is-a-file", lambda f: ["dataset", "espeak", "--out", f["file"] / "e",
+                                                                 "--n_words", "2"], process=True),
+    Case("dataset espeak", C, "finished-manifest", lambda f: ["dataset", "espeak", "--out",
+                                                              espeak_done_with_corrupt_manifest(f), "--n_words", "2"]),
+    Case("dataset espeak", B, "voice", lambda f: ["dataset", "espeak", "--out", f["out"] / "e", "--n_words", "2",
+                                                  "--voices", "en+nosuch"]),
+    Case("dataset espeak", B, "n_words", lambda f: ["dataset", "espeak", "--out", f["out"] / "e", "--n_words", "0"]),
     Case("evaluate", M, "model", lambda f: ["evaluate", "--model", f["missing"] / "m.pt", "--manifest", f["manifest"],
                                             "--out", f["out"] / "r.json"], process=True),
     Case("evaluate", M, "manifest", lambda f: ["evaluate", "--model", f["model"], "--manifest",
@@ -237,8 +270,8 @@ def check_one_line(name: str, code: int, err: str) -> None:
 
 
 def test_every_subcommand_gets_every_kind_of_bad_input() -> None:
-    names = {"tokenize", "index", "search", "evaluate", "train", "run"} | {f"dataset {d}" for d in
-                                                                          ("melodies", "fsdd", "folder", "summary")}
+    names = {"tokenize", "index", "search", "spot", "evaluate", "train", "run"} | {
+        f"dataset {d}" for d in ("melodies", "espeak", "fsdd", "folder", "summary")}
     assert {(c.name, c.kind) for c in CASES} == {(n, k) for n in names for k in (M, C, B)}
     assert {c.name for c in SUBPROCESS} == names
 
