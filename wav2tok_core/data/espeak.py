@@ -55,13 +55,12 @@ from scipy.signal import resample_poly
 
 from ..errors import ConfigError, Wav2TokError
 from ..runtime import atomic_write, write_json
+from .builds import MANIFEST_NAME, PARAMS_NAME, is_complete
 from .manifest import ManifestItem, write_manifest
 from .splits import allocate
 
 # Bump when a code change alters the generated audio or manifest, so existing folders are regenerated.
 GENERATOR_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-PARAMS_NAME = "params.json"
 AUDIO_DIR = "audio"
 INSTALL_HINT = "pip install .[speech-synth] (the espeakng-loader wheel)"
 
@@ -417,18 +416,6 @@ def _clear_audio(audio_dir: Path) -> None:
             folder.rmdir()
 
 
-def _is_complete(out: Path, digest: str) -> bool:
-    """True if ``out`` holds a finished build for the configuration with this digest."""
-    marker = out / PARAMS_NAME
-    if not (marker.is_file() and (out / MANIFEST_NAME).is_file()):
-        return False
-    try:
-        doc = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # unreadable, not text or not JSON: not a finished build
-        return False
-    return isinstance(doc, dict) and doc.get("digest") == digest
-
-
 def build_espeak_words(out_dir: str | os.PathLike, config: EspeakWordSetConfig | None = None,
                        progress: bool = False) -> Path:
     """Generate the word set into ``out_dir`` (or reuse it) and return the path of its ``manifest.json``.
@@ -443,7 +430,7 @@ def build_espeak_words(out_dir: str | os.PathLike, config: EspeakWordSetConfig |
     out = Path(out_dir)
     manifest = out / MANIFEST_NAME
     digest = cfg.digest()
-    if _is_complete(out, digest):
+    if is_complete(out, digest):
         return manifest
     check_voices(cfg.voices)
     (out / PARAMS_NAME).unlink(missing_ok=True)

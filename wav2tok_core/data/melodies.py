@@ -51,6 +51,7 @@ import soundfile as sf
 
 from ..errors import ConfigError
 from ..runtime import atomic_write, write_json
+from .builds import MANIFEST_NAME, PARAMS_NAME, is_complete
 from .manifest import ManifestItem, write_manifest
 from .synth import SINGERS, Notes, render_hum, render_target
 
@@ -61,8 +62,6 @@ GENERATOR_VERSION = 1
 # Bump when the note extraction changes, so the tune_notes.json cache is discarded.
 EXTRACT_VERSION = 1
 
-MANIFEST_NAME = "manifest.json"
-PARAMS_NAME = "params.json"
 NOTE_CACHE_NAME = "tune_notes.json"
 CLIPS_DIR = "clips"
 
@@ -333,18 +332,6 @@ def _render_tune(tune: Tune, split: str, cfg: MelodySetConfig, clips: Path) -> l
 
 # ------------------------------------------------------------------------------------------------- the build
 
-def _is_complete(out: Path, digest: str) -> bool:
-    """True if ``out`` holds a finished build for the configuration with this digest."""
-    marker = out / PARAMS_NAME
-    if not (marker.is_file() and (out / MANIFEST_NAME).is_file()):
-        return False
-    try:
-        doc = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # unreadable, not text or not JSON: not a finished build
-        return False
-    return isinstance(doc, dict) and doc.get("digest") == digest
-
-
 def build_melody_set(out_dir: str | os.PathLike, config: MelodySetConfig | None = None,
                      progress: bool = False) -> Path:
     """Generate the melody set into ``out_dir`` (or reuse it) and return the path of its ``manifest.json``.
@@ -358,7 +345,7 @@ def build_melody_set(out_dir: str | os.PathLike, config: MelodySetConfig | None 
     out = Path(out_dir)
     manifest = out / MANIFEST_NAME
     digest = cfg.digest()
-    if _is_complete(out, digest):
+    if is_complete(out, digest):
         return manifest
     (out / PARAMS_NAME).unlink(missing_ok=True)
     clips = out / CLIPS_DIR
