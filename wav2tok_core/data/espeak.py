@@ -63,6 +63,7 @@ from .splits import allocate
 GENERATOR_VERSION = 1
 AUDIO_DIR = "audio"
 INSTALL_HINT = "pip install .[speech-synth] (the espeakng-loader wheel)"
+WORKER_SECONDS_PER_CLIP = 0.5  # the worker's time limit per clip, beyond 2 minutes of start-up (~1 ms is usual)
 
 RATE_LIMITS_WPM = (80, 450)  # eSpeak NG's speaking rates (words per minute)
 PITCH_LIMITS = (0, 100)  # pitch and pitch range: 50 = the voice's own, 0 = lowest / monotone
@@ -381,8 +382,12 @@ def _render_in_fresh_process(cfg: EspeakWordSetConfig, audio_dir: Path, progress
     request = json.dumps({"config": asdict(cfg), "audio_dir": str(audio_dir), "progress": progress})
     package_root = str(Path(__file__).resolve().parents[2])  # so the worker imports this very package
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-m", __name__], input=request, stdout=subprocess.PIPE, text=True,
-                          env=env, check=False)
+    timeout_s = 120 + WORKER_SECONDS_PER_CLIP * len(cfg.words) * len(cfg.voices)
+    try:
+        done = subprocess.run([sys.executable, "-m", __name__], input=request, stdout=subprocess.PIPE, text=True,
+                              env=env, check=False, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise EspeakError(f"the eSpeak NG worker process did not finish within {timeout_s:.0f} s") from None
     try:
         reply = json.loads(done.stdout)
     except ValueError:
