@@ -66,7 +66,7 @@ def test_a_method_registered_in_one_class_is_evaluated_end_to_end(data, registry
 
 
 def test_unknown_method_names_are_refused_with_the_known_names(data, registry) -> None:
-    with pytest.raises(EvalError, match=r"^unknown method 'dtw-stft'; known methods: \['wav2tok', 'raw-encoder', "):
+    with pytest.raises(EvalError, match=r"^unknown method 'dtw-stft'; known methods: \['wav2tok', 'wav2tok-partial', "):
         build_methods(["wav2tok", "dtw-stft"], data["model"], [])
     with pytest.raises(ConfigError, match=r"unknown \['dtw-stft'\]; known methods: \[.*'vq-pitch'\]$"):
         EvalConfig(methods=("dtw-stft",))
