@@ -24,12 +24,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..data.spotting import TrueSpan
 from ..runtime import atomic_write, write_json
+from ..search.spotting import ScoredSpan
 from .conditions import GROUPS
 from .config import EvalConfig
 from .consistency import MEASURES as CONSISTENCY_MEASURES
-from ..data.spotting import TrueSpan
-from ..search.spotting import ScoredSpan
 from .metrics import (NIST_BETA, TRIAL_RATE, PRCurve, TWVCurve, ranked_detection_metrics, spotting_pr_curve,
                       term_weighted_values)
 
