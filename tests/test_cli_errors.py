@@ -66,7 +66,8 @@ def f(tmp_path_factory) -> dict[str, Path]:
 
 def melodies_done_with_corrupt_manifest(f: dict[str, Path]) -> Path:
     """A finished melody-set folder (its params.json matches) whose manifest.json was since corrupted."""
-    from wav2tok_core.data.melodies import MANIFEST_NAME, PARAMS_NAME, MelodySetConfig
+    from wav2tok_core.data.builds import MANIFEST_NAME, PARAMS_NAME
+    from wav2tok_core.data.melodies import MelodySetConfig
 
     out = f["root"] / "melodies_done"
     out.mkdir(exist_ok=True)
@@ -118,7 +119,8 @@ def spot(f: dict[str, Path], *extra: object) -> list:
 
 def espeak_done_with_corrupt_manifest(f: dict[str, Path]) -> Path:
     """A finished eSpeak word-set folder (its params.json matches) whose manifest.json was since corrupted."""
-    from wav2tok_core.data.espeak import MANIFEST_NAME, PARAMS_NAME, EspeakWordSetConfig
+    from wav2tok_core.data.builds import MANIFEST_NAME, PARAMS_NAME
+    from wav2tok_core.data.espeak import EspeakWordSetConfig
 
     out = f["root"] / "espeak_done"
     out.mkdir(exist_ok=True)

@@ -54,9 +54,9 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from ..errors import ConfigError, Wav2TokError
-from ..runtime import atomic_write, write_json
-from .builds import MANIFEST_NAME, PARAMS_NAME, is_complete
-from .manifest import ManifestItem, write_manifest
+from ..runtime import atomic_write
+from .builds import Build
+from .manifest import ManifestItem
 from .splits import allocate
 
 # Bump when a code change alters the generated audio or manifest, so existing folders are regenerated.
@@ -431,22 +431,16 @@ def build_espeak_words(out_dir: str | os.PathLike, config: EspeakWordSetConfig |
     mistaken for a complete one. ``progress`` prints a line per 10 % of the words to stderr.
     """
     cfg = config if config is not None else EspeakWordSetConfig()
-    cfg.validate()
-    out = Path(out_dir)
-    manifest = out / MANIFEST_NAME
-    digest = cfg.digest()
-    if is_complete(out, digest):
-        return manifest
+    build = Build.of(out_dir, cfg)
+    if build.done():
+        return build.manifest
     check_voices(cfg.voices)
-    (out / PARAMS_NAME).unlink(missing_ok=True)
-    audio_dir = out / AUDIO_DIR
+    build.start()
+    audio_dir = build.out / AUDIO_DIR
     _clear_audio(audio_dir)
     items = _render_in_fresh_process(cfg, audio_dir.resolve(), progress)
-    write_manifest(items, manifest)
-    write_json(out / PARAMS_NAME, {"digest": digest, "generator_version": GENERATOR_VERSION,
-                                   "espeakng_loader": _loader_version(), "config": asdict(cfg),
-                                   "n_clips": len(items)})
-    return manifest
+    return build.finish(items, generator_version=GENERATOR_VERSION, espeakng_loader=_loader_version(),
+                        config=asdict(cfg), n_clips=len(items))
 
 
 if __name__ == "__main__":

@@ -51,8 +51,8 @@ import soundfile as sf
 
 from ..errors import ConfigError
 from ..runtime import atomic_write, write_json
-from .builds import MANIFEST_NAME, PARAMS_NAME, is_complete
-from .manifest import ManifestItem, write_manifest
+from .builds import Build
+from .manifest import ManifestItem
 from .synth import SINGERS, Notes, render_hum, render_target
 
 CORPUS = "ryansMammoth"
@@ -341,13 +341,11 @@ def build_melody_set(out_dir: str | os.PathLike, config: MelodySetConfig | None 
     interrupted build is never mistaken for a complete one. ``progress`` prints a line per 10 % to stderr.
     """
     cfg = config if config is not None else MelodySetConfig()
-    cfg.validate()
-    out = Path(out_dir)
-    manifest = out / MANIFEST_NAME
-    digest = cfg.digest()
-    if is_complete(out, digest):
-        return manifest
-    (out / PARAMS_NAME).unlink(missing_ok=True)
+    build = Build.of(out_dir, cfg)
+    if build.done():
+        return build.manifest
+    build.start()
+    out = build.out
     clips = out / CLIPS_DIR
     clips.mkdir(parents=True, exist_ok=True)
     for old in [*clips.glob("*.wav"), *clips.glob(".*.tmp")]:  # clips and leftovers of killed writes
@@ -359,7 +357,4 @@ def build_melody_set(out_dir: str | os.PathLike, config: MelodySetConfig | None 
         items += _render_tune(tune, split, cfg, clips)
         if progress and (i + 1) % max(1, len(tunes) // 10) == 0:
             print(f"melodies: {i + 1}/{len(tunes)} tunes", file=sys.stderr, flush=True)
-    write_manifest(items, manifest)
-    write_json(out / PARAMS_NAME, {"digest": digest, "generator_version": GENERATOR_VERSION,
-                                   "config": asdict(cfg), "n_clips": len(items)})
-    return manifest
+    return build.finish(items, generator_version=GENERATOR_VERSION, config=asdict(cfg), n_clips=len(items))
