@@ -176,6 +176,7 @@ def spotting_pr_curve(
     truths: Sequence[TrueSpan],
     min_iou: float = 0.5,
     thresholds: Sequence[float] | None = None,
+    correct: np.ndarray | None = None,
 ) -> PRCurve:
     """Precision, recall and F1 over a threshold sweep.
 
@@ -184,10 +185,11 @@ def spotting_pr_curve(
         truths: all true occurrences (must not be empty).
         min_iou: overlap needed for a detection to be correct.
         thresholds: scores to sweep; default every distinct detection score.
+        correct: :func:`match_detections` of these detections, when already computed.
     """
     if not truths:
         raise ValueError("spotting metrics need at least one true occurrence")
-    correct = match_detections(detections, truths, min_iou)
+    correct = match_detections(detections, truths, min_iou) if correct is None else correct
     scores = np.array([d.score for d in detections], dtype=np.float64)
     order = np.argsort(-scores, kind="stable")
     true_positives = np.concatenate([[0], np.cumsum(correct[order])])
@@ -243,6 +245,7 @@ def term_weighted_values(
     min_iou: float = 0.5,
     beta: float = NIST_BETA,
     trial_rate: float = TRIAL_RATE,
+    correct: np.ndarray | None = None,
 ) -> TWVCurve:
     """Per-term costs at every distinct detection score and at +inf (detect nothing), over the terms (queries)
     with at least one true occurrence.
@@ -251,6 +254,7 @@ def term_weighted_values(
         detections: all detections, at any score.
         truths: all true occurrences (must not be empty).
         searched_s: query id -> seconds of audio it was searched in (``T``).
+        correct: :func:`match_detections` of these detections, when already computed.
     """
     if not truths:
         raise ValueError("spotting metrics need at least one true occurrence")
@@ -260,7 +264,7 @@ def term_weighted_values(
     non_targets = np.array([trial_rate * searched_s[term] for term in terms]) - n_true
     if np.any(non_targets <= 0):
         raise ValueError("a term has no non-target trials: less searched audio than true occurrences")
-    correct = match_detections(detections, truths, min_iou)
+    correct = match_detections(detections, truths, min_iou) if correct is None else correct
     kept = [i for i, d in enumerate(detections) if d.query_id in column]
     owner = np.array([column[detections[i].query_id] for i in kept], dtype=np.int64)
     scores = np.array([detections[i].score for i in kept], dtype=np.float64)
@@ -276,7 +280,7 @@ def term_weighted_values(
 
 
 def ranked_detection_metrics(detections: Sequence[ScoredSpan], truths: Sequence[TrueSpan], min_iou: float = 0.5,
-                             depth: int = 10) -> tuple[float, float]:
+                             depth: int = 10, correct: np.ndarray | None = None) -> tuple[float, float]:
     """``(MAP, P@depth)`` of each query's detections ranked by score, over the queries with a true occurrence.
 
     A query's average precision is the sum of the precision at each correct detection's rank divided by its
@@ -286,7 +290,7 @@ def ranked_detection_metrics(detections: Sequence[ScoredSpan], truths: Sequence[
     """
     if not truths:
         raise ValueError("spotting metrics need at least one true occurrence")
-    correct = match_detections(detections, truths, min_iou)
+    correct = match_detections(detections, truths, min_iou) if correct is None else correct
     n_true: dict[str, int] = {}
     for truth in truths:
         n_true[truth.query_id] = n_true.get(truth.query_id, 0) + 1

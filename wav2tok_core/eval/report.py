@@ -30,8 +30,8 @@ from ..search.spotting import ScoredSpan
 from .conditions import GROUPS
 from .config import EvalConfig
 from .consistency import MEASURES as CONSISTENCY_MEASURES
-from .metrics import (NIST_BETA, TRIAL_RATE, PRCurve, TWVCurve, ranked_detection_metrics, spotting_pr_curve,
-                      term_weighted_values)
+from .metrics import (NIST_BETA, TRIAL_RATE, PRCurve, TWVCurve, match_detections, ranked_detection_metrics,
+                      spotting_pr_curve, term_weighted_values)
 
 REFERENCE_METHOD = "dtw-mfcc"  # speed-ups are relative to this method's search time
 RESULT_FORMAT = "wav2tok-eval"
@@ -225,9 +225,10 @@ class MethodSpotting:
     def measure(cls, found: Sequence[ScoredSpan], truths: Sequence[TrueSpan], searched_s: dict[str, float],
                 min_iou: float, prepare_s: float, search_s: float) -> "MethodSpotting":
         """Score ``found`` against ``truths`` (queries are searched in ``searched_s`` seconds each)."""
-        mean_ap, p_at_10 = ranked_detection_metrics(found, truths, min_iou)
-        return cls(spotting_pr_curve(found, truths, min_iou), term_weighted_values(found, truths, searched_s, min_iou),
-                   mean_ap, p_at_10, prepare_s, search_s, len(searched_s),
+        correct = match_detections(found, truths, min_iou)  # once, for all three measures
+        mean_ap, p_at_10 = ranked_detection_metrics(found, truths, min_iou, correct=correct)
+        return cls(spotting_pr_curve(found, truths, min_iou, correct=correct),
+                   term_weighted_values(found, truths, searched_s, min_iou, correct=correct), mean_ap, p_at_10, prepare_s, search_s, len(searched_s),
                    float(np.mean(list(searched_s.values()))) / 3600, list(found))
 
     @property
