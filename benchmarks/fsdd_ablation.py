@@ -15,34 +15,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-import yaml
 from fsdd_results import RECIPE, fsdd_data
-from seed_runs import run_seeds
+from seed_runs import parse_variant, run_seeds
 
 from wav2tok_core.data.fsdd import SPLITTERS
 from wav2tok_core.data.manifest import read_manifest, write_manifest
 from wav2tok_core.eval.config import EvalConfig
 from wav2tok_core.eval.protocol import detect_protocol
 from wav2tok_core.runtime import configure
-from wav2tok_core.train.recipe import FLAGS
 
 METHODS = ("wav2tok", "dtw-encoder")
 GROUPS = ("vanilla", "stretched", "shifted")
-
-
-def parse_variant(text: str) -> dict[str, Any]:
-    """``"temp=0.05,iter_clust=25"`` -> ``{"temp": 0.05, "iter_clust": 25}``; ``"recipe"`` -> ``{}``."""
-    if text == "recipe":
-        return {}
-    overrides = {}
-    for part in text.split(","):
-        key, sep, value = part.partition("=")
-        if not sep or key not in FLAGS:
-            raise SystemExit(f"variant {text!r}: {part!r} is not flag=value with a training flag")
-        overrides[key] = yaml.safe_load(value)
-    return overrides
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import yaml
 
 from wav2tok_core.data.manifest import ManifestItem
 from wav2tok_core.eval.conditions import GROUPS
@@ -19,7 +20,20 @@ from wav2tok_core.eval.config import EvalConfig
 from wav2tok_core.eval.protocol import evaluate
 from wav2tok_core.model.wav2tok import load_model
 from wav2tok_core.runtime import write_json
-from wav2tok_core.train.recipe import recipe_spec, run
+from wav2tok_core.train.recipe import FLAGS, recipe_spec, run
+
+
+def parse_variant(text: str) -> dict[str, Any]:
+    """``"temp=0.05,iter_clust=25"`` -> ``{"temp": 0.05, "iter_clust": 25}``; ``"recipe"`` -> ``{}``."""
+    if text == "recipe":
+        return {}
+    overrides = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or key not in FLAGS:
+            raise SystemExit(f"variant {text!r}: {part!r} is not flag=value with a training flag")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
 
 
 def run_seeds(recipe: Path, overrides: dict[str, Any], manifest: Path, test: Sequence[ManifestItem],

@@ -59,3 +59,31 @@ def test_notes_from_a_synthetic_melody() -> None:
     notes = segment_notes(feats[:, 0], feats[:, 2] == 1, hop / sr)
     assert np.round(notes[:, 2]).tolist() == pitches
     np.testing.assert_allclose(notes[1:, 0], [0.25, 0.5, 0.75], atol=0.05)
+
+
+def note_representation(pitches: list[float], note_s: float, sr: int = 16000) -> np.ndarray:
+    """The ``notes`` pitch features of a legato sine melody, one row per run of equal frames (about one per note)."""
+    f0 = np.repeat(440 * 2 ** ((np.array(pitches) - 69) / 12), int(sr * note_s))
+    wave = torch.tensor(0.3 * np.sin(2 * np.pi * np.cumsum(f0) / sr), dtype=torch.float32)
+    feats = FeatureExtractor(FeatureConfig(kind="pitch", sr=sr, pitch_repr="notes"))(
+        wave[None], torch.tensor([wave.numel()]))[0][0].numpy()
+    change = np.r_[True, np.abs(np.diff(feats, axis=0)).max(axis=1) > 1e-6]
+    return feats[change]
+
+
+def test_note_features_hold_per_note_and_ignore_key_and_tempo() -> None:
+    tune = [60, 64, 67, 64, 62]
+    notes = note_representation(tune, 0.25)
+    assert len(notes) == len(tune)  # constant through each note: one distinct row per note
+    np.testing.assert_allclose(notes[1:, 0] * 6, np.diff(tune), atol=0.1)  # interval from the previous note
+    np.testing.assert_allclose(notes[1:-1, 1], 0.0, atol=0.1)  # equal durations (the last note is cut by the clip end)
+    np.testing.assert_allclose(np.hypot(notes[:, 2], notes[:, 3]), 1.0, atol=1e-5)  # pitch class on the circle
+    moved = note_representation([p + 3 for p in tune], 0.4)  # another key, slower
+    np.testing.assert_allclose(moved[:, [0, 2, 3]], notes[:, [0, 2, 3]], atol=0.05)
+
+
+def test_note_intervals_fold_octave_slips_and_silence_gives_zeros() -> None:
+    slipped = note_representation([60, 64, 55, 60], 0.25)  # 64 -> 55 is 67's octave slip: -9 folds to +3
+    np.testing.assert_allclose(slipped[1:, 0] * 6, [4, 3, 5], atol=0.1)
+    feats = FeatureExtractor(FeatureConfig(kind="pitch", pitch_repr="notes"))(torch.zeros(1, 8000), torch.tensor([8000]))
+    assert feats[0].shape[-1] == 4 and not feats[0].any()

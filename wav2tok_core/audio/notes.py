@@ -26,16 +26,16 @@ class NoteConfig:
     smooth_frames: int = 3  # median filter over the voiced pitch first
 
 
-def segment_notes(midi: np.ndarray, voiced: np.ndarray, frame_s: float,
-                  config: NoteConfig = NoteConfig()) -> np.ndarray:
-    """Notes of a pitch track.
+def note_runs(midi: np.ndarray, voiced: np.ndarray, frame_s: float, config: NoteConfig = NoteConfig()) -> np.ndarray:
+    """Notes of a pitch track as frame runs.
 
     Args:
         midi: ``(T,)`` pitch in semitones (MIDI numbers) per frame; voiced: ``(T,)`` bool.
         frame_s: seconds per frame.
 
     Returns:
-        ``(n, 3)`` float64: onset (s), duration (s) and median pitch (semitones) of each note, in time order.
+        ``(n, 3)`` float64: first frame, end frame (exclusive) and median pitch (semitones) of each note, in
+        time order.
     """
     pitch = np.where(voiced, median_filter(np.asarray(midi, dtype=np.float64), size=config.smooth_frames), np.nan)
     runs: list[tuple[int, int, float]] = []  # (first frame, end frame, median pitch) of each note
@@ -58,8 +58,16 @@ def segment_notes(midi: np.ndarray, voiced: np.ndarray, frame_s: float,
             pending = []
     if start is not None:
         runs.append((start, pitch.size, float(np.median(members + pending))))
-    kept = [(s * frame_s, (e - s) * frame_s, p) for s, e, p in runs if (e - s) * frame_s >= config.min_note_s]
+    kept = [run for run in runs if (run[1] - run[0]) * frame_s >= config.min_note_s]
     return np.array(kept, dtype=np.float64).reshape(-1, 3)
+
+
+def segment_notes(midi: np.ndarray, voiced: np.ndarray, frame_s: float,
+                  config: NoteConfig = NoteConfig()) -> np.ndarray:
+    """Notes of a pitch track (arguments as :func:`note_runs`) -> ``(n, 3)`` float64: onset (s), duration (s)
+    and median pitch (semitones) of each note, in time order."""
+    runs = note_runs(midi, voiced, frame_s, config)
+    return np.stack([runs[:, 0] * frame_s, (runs[:, 1] - runs[:, 0]) * frame_s, runs[:, 2]], axis=1)
 
 
 def note_intervals(notes: np.ndarray) -> np.ndarray:

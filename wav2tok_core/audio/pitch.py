@@ -11,6 +11,9 @@ clip, removes the key ("key normalisation"). Two representations (``FeatureConfi
   frames. Octave-invariant, so a tracker's octave slip changes nothing, and its key moves smoothly.
 * ``contour``: semitones minus the median of the clip's voiced pitch. The median jumps from one note to
   another when a few frames change, which shifts the whole clip (the models saved before chroma use it).
+* ``notes``: the track is cut into notes (:mod:`wav2tok_core.audio.notes`) and every frame carries its note's
+  interval from the previous note, their duration ratio and the note's pitch class: constant through a note,
+  so a token string collapses to about one token per note, and free of key and tempo.
 
 Frames are the STFT's (``n_fft`` window centred every ``hop_length`` samples, reflected at each clip's
 own ends), so a clip's features do not depend on its batch. Shapes: B clips, T frames, W = n_fft.
@@ -19,10 +22,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torchaudio.functional as AF
 
 from .config import PITCH_REPRS
+from .notes import note_runs
 
 YIN_THRESHOLD = 0.15  # first dip of the normalised difference below this is the period (YIN's default)
 VOICED_APERIODICITY = 0.3  # a frame is voiced when its normalised difference at the period is below this
@@ -106,6 +111,28 @@ def _key_relative_chroma(midi: torch.Tensor, voiced: torch.Tensor, normalize: bo
     return torch.stack([_forward_fill(torch.cos(angle), voiced), _forward_fill(torch.sin(angle), voiced)], -1)
 
 
+def _note_frames(midi: np.ndarray, voiced: np.ndarray, frame_s: float, normalize: bool) -> np.ndarray:
+    """One clip's pitch track ``(T,)`` MIDI and voicing -> ``(T, 4)`` the ``notes`` representation: each frame
+    takes the values of the last note that started at or before it (the first note before any), all 0 when no
+    note is found. Per note: interval from the previous note folded into [-6, 6) semitones, divided by 6 (an
+    octave slip of the tracker changes nothing); log2 of its duration over the previous note's, clipped to
+    [-2, 2] (0 for the first note); its pitch class as (cos, sin), relative to the duration-weighted circular
+    mean of the clip's notes when ``normalize``."""
+    runs = note_runs(midi, voiced, frame_s)  # (n, 3): first frame, end frame, median pitch
+    out = np.zeros((midi.size, 4), dtype=np.float32)
+    if not len(runs):
+        return out
+    pitch, duration = runs[:, 2], runs[:, 1] - runs[:, 0]
+    interval = np.remainder(np.diff(pitch, prepend=pitch[0]) + 6, 12) - 6
+    ratio = np.clip(np.diff(np.log2(duration), prepend=np.log2(duration[0])), -2, 2)
+    angle = 2 * np.pi * pitch / 12
+    if normalize:
+        angle = angle - np.arctan2((np.sin(angle) * duration).sum(), (np.cos(angle) * duration).sum())
+    per_note = np.stack([interval / 6, ratio, np.cos(angle), np.sin(angle)], axis=1)  # (n, 4)
+    note_of_frame = np.searchsorted(runs[:, 0], np.arange(midi.size), side="right") - 1
+    return per_note[np.maximum(note_of_frame, 0)].astype(np.float32)
+
+
 def _unwrapped(pitch: torch.Tensor) -> torch.Tensor:
     """``(B, T)`` pitch with every frame-to-frame step folded into [-6, 6) semitones: octave jumps vanish."""
     step = torch.diff(pitch, dim=1, prepend=pitch[:, :1])
@@ -113,7 +140,7 @@ def _unwrapped(pitch: torch.Tensor) -> torch.Tensor:
 
 
 def pitch_features(frames: torch.Tensor, mask: torch.Tensor, f0: torch.Tensor, periodic: torch.Tensor,
-                   normalize: bool, representation: str = "chroma") -> torch.Tensor:
+                   normalize: bool, representation: str = "chroma", frame_s: float = 0.016) -> torch.Tensor:
     """Frames ``(B, T, W)``, real-frame mask ``(B, T)``, each frame's f0 ``(B, T)`` Hz and whether it is periodic
     ``(B, T)`` (:func:`wav2tok_core.audio.f0.track_f0`) -> features ``(B, T, F)``, zero on padding. A frame is
     voiced when it is periodic and its energy is within ``SILENCE_DB`` of the clip's loudest frame.
@@ -129,6 +156,10 @@ def pitch_features(frames: torch.Tensor, mask: torch.Tensor, f0: torch.Tensor, p
     query (phase vocoder) moved the median key by more than a quarter tone in 26 % of clips and the
     circular key in 7.5 % (``benchmarks/pitch_stability.py``).
 
+    ``representation="notes"`` (F = 4, no energy): the track cut into notes (``frame_s`` seconds per frame sets
+    the shortest note), each frame holding its note's interval, duration ratio and pitch class
+    (:func:`_note_frames`).
+
     The caller standardises log energy per clip, as it does other features.
     """
     if representation not in PITCH_REPRS:
@@ -137,6 +168,9 @@ def pitch_features(frames: torch.Tensor, mask: torch.Tensor, f0: torch.Tensor, p
     loudest = torch.where(mask, power, torch.zeros_like(power)).amax(dim=1, keepdim=True)
     voiced = mask & periodic & (power > loudest * 10 ** (SILENCE_DB / 10))
     midi = 69.0 + 12.0 * torch.log2(f0 / 440.0)
+    if representation == "notes":
+        notes = [_note_frames(m, v, frame_s, normalize) for m, v in zip(midi.cpu().numpy(), voiced.cpu().numpy())]
+        return torch.from_numpy(np.stack(notes)).to(frames.device, frames.dtype) * mask[..., None]
     if representation == "contour":
         pitch = _key_relative_contour(midi, voiced, normalize)
         delta_of = pitch
