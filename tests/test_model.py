@@ -9,7 +9,7 @@ import torch
 
 from wav2tok_core.audio.config import FeatureConfig
 from wav2tok_core.audio.io import pad_batch
-from wav2tok_core.errors import AudioError, CheckpointError
+from wav2tok_core.errors import AudioError, CheckpointError, ConfigError
 from wav2tok_core.model.codebook import fit_model_codebook
 from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.wav2tok import Wav2Tok, load_model
@@ -22,6 +22,8 @@ CONFIGS = {
     "transformer-logmel": ModelConfig(num_tokens=12, emb_dim=32, use_transformer=True,
                                       features=FeatureConfig(kind="logmel")),
     "lstm-small": ModelConfig(num_tokens=7, emb_dim=16, num_layers=1),
+    "frames-pitch": ModelConfig(num_tokens=9, emb_dim=16, use_context=False,
+                                features=FeatureConfig(kind="pitch", pitch_repr="notes")),
 }
 OBJECTIVES = {
     "learned-teacher": ObjectiveConfig(alpha=0.3, beta=0.7, diversity=0.2),
@@ -138,6 +140,22 @@ def test_input_skip_keeps_the_input_features_in_every_frame_vector() -> None:
     assert model.codebook.shape == (6, 47) and len(model.tokenize(clips())) == 5
     with pytest.raises(Exception, match="input_skip"):
         ModelConfig(input_skip=-1.0)
+
+
+def test_without_context_equal_frames_get_equal_vectors_and_one_token_per_run() -> None:
+    torch.manual_seed(0)
+    model = Wav2Tok(ModelConfig(num_tokens=6, emb_dim=16, use_context=False, num_layers=2)).eval()
+    feats = torch.randn(1, 3, model.config.input_dim).repeat_interleave(torch.tensor([4, 7, 5]), dim=1)  # 3 runs
+    with torch.no_grad():
+        h = model.encode_features(feats, torch.tensor([16]))  # (1, 16, E)
+    assert torch.allclose(h[0, :4], h[0, :1].expand(4, -1)) and torch.allclose(h[0, 4:11], h[0, 4:5].expand(7, -1))
+    assert not torch.allclose(h[0, 3], h[0, 4])
+    lstm = Wav2Tok(ModelConfig(num_tokens=6, emb_dim=16)).eval()  # with context, a run's frames differ
+    with torch.no_grad():
+        assert not torch.allclose(lstm.encode_features(feats, torch.tensor([16]))[0, 0],
+                                  lstm.encode_features(feats, torch.tensor([16]))[0, 3])
+    with pytest.raises(ConfigError, match="use_context"):
+        ModelConfig(use_context=False, use_transformer=True)
 
 
 def test_corrupt_checkpoint_is_refused_by_name(tmp_path) -> None:

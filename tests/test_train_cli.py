@@ -15,7 +15,8 @@ from wav2tok_core.train.recipe import FLAGS, RunSpec, parse_args, parse_bool
 
 # flag -> (command-line value, expected value); every entry of FLAGS must appear here
 VALUES = {
-    "use_transformer": ("True", True), "emb_dim": ("64", 64), "num_tokens": ("33", 33), "num_layers": ("3", 3),
+    "use_transformer": ("True", True), "use_context": ("false", False), "emb_dim": ("64", 64), "num_tokens": ("33", 33),
+    "num_layers": ("3", 3),
     "dropout": ("0.1", 0.1), "use_cosine": ("1", True), "temp": ("0.2", 0.2), "alpha": ("0.3", 0.3),
     "beta": ("0.4", 0.4), "triplet_margin": ("0.7", 0.7), "nhead": ("8", 8), "diversity": ("0.5", 0.5),
     "diversity_per_clip": ("False", False), "targets": ("online", "online"), "stage1_epochs": ("3", 3),

@@ -15,6 +15,9 @@ class ModelConfig:
 
     features: FeatureConfig = field(default_factory=FeatureConfig)  # front end; sets input_dim
     use_transformer: bool = False  # Transformer encoder instead of the BiLSTM
+    use_context: bool = True  # False: each frame is encoded alone (an MLP, no BiLSTM or Transformer), so equal
+    #                           input frames get equal tokens: for features that already hold their context,
+    #                           such as pitch_repr="notes" (one token per note)
     emb_dim: int = 256  # encoder output size (BiLSTM: emb_dim/2 per direction)
     num_layers: int = 2  # BiLSTM or Transformer layers
     dropout: float = 0.25  # between encoder layers
@@ -34,6 +37,8 @@ class ModelConfig:
         require(math.isfinite(self.temp) and self.temp > 0, "temp", f"{self.temp} must be finite and > 0")
         require(math.isfinite(self.input_skip) and self.input_skip >= 0, "input_skip",
                 f"{self.input_skip} must be finite and >= 0")
+        require(self.use_context or not self.use_transformer, "use_context",
+                "false asks for no sequence encoder, use_transformer for a Transformer: pick one")
         if self.use_transformer:
             require(self.emb_dim % self.nhead == 0, "nhead", f"emb_dim {self.emb_dim} must divide by {self.nhead}")
 

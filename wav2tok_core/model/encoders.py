@@ -1,4 +1,5 @@
-"""Sequence encoders: features ``(B, T, F)`` -> L2-normalised frame embeddings ``(B, T, E)``."""
+"""Encoders: features ``(B, T, F)`` -> L2-normalised frame embeddings ``(B, T, E)``, with context (BiLSTM,
+Transformer) or frame by frame (MLP)."""
 from __future__ import annotations
 
 import math
@@ -25,6 +26,25 @@ class LSTMEncoder(nn.Module):
         out, _ = self.lstm(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # (B, T, E)
         return F.normalize(out, dim=-1)
+
+
+class FrameEncoder(nn.Module):
+    """Every frame on its own: ``num_layers`` linear layers with GELU between them (dropout after each hidden
+    layer), no context, so equal input frames get equal embeddings."""
+
+    def __init__(self, input_dim: int, emb_dim: int, num_layers: int, dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i in range(num_layers):
+            layers.append(nn.Linear(input_dim if i == 0 else emb_dim, emb_dim))
+            if i < num_layers - 1:
+                layers += [nn.GELU(), nn.Dropout(dropout)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x: ``(B, T, F)``; lengths: ``(B,)`` -> ``(B, T, E)``, zeros on padded frames."""
+        mask = frame_mask(lengths.to(x.device), x.shape[1])  # (B, T)
+        return F.normalize(self.net(x), dim=-1) * mask[..., None]
 
 
 def sinusoidal_positions(length: int, dim: int, device: torch.device) -> torch.Tensor:

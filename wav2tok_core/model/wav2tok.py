@@ -21,7 +21,7 @@ from ..errors import CheckpointError, ConfigError
 from ..runtime import atomic_write, resolve_device
 from .checkpoint import FORMAT, VERSION, read_checkpoint, upgrade
 from .config import ModelConfig
-from .encoders import LSTMEncoder, TransformerEncoder
+from .encoders import FrameEncoder, LSTMEncoder, TransformerEncoder
 from .inference import Inference
 
 
@@ -32,8 +32,10 @@ class Wav2Tok(Inference, nn.Module):
         super().__init__()
         self.config = config = config or ModelConfig()
         self.features = FeatureExtractor(config.features)
-        if config.use_transformer:
-            self.encoder: nn.Module = TransformerEncoder(config.input_dim, config.emb_dim, config.num_layers,
+        if not config.use_context:
+            self.encoder: nn.Module = FrameEncoder(config.input_dim, config.emb_dim, config.num_layers, config.dropout)
+        elif config.use_transformer:
+            self.encoder = TransformerEncoder(config.input_dim, config.emb_dim, config.num_layers,
                                                          config.dropout, config.nhead)
         else:
             self.encoder = LSTMEncoder(config.input_dim, config.emb_dim, config.num_layers, config.dropout)

@@ -37,8 +37,8 @@ from .validation import make_validator
 # flag -> (section, field). Sections: model, features, objective, data, augment, train, run.
 FLAGS: dict[str, tuple[str, str]] = {
     # class wav2tok
-    "use_transformer": ("model", "use_transformer"), "emb_dim": ("model", "emb_dim"),
-    "num_tokens": ("model", "num_tokens"), "num_layers": ("model", "num_layers"), "dropout": ("model", "dropout"),
+    "use_transformer": ("model", "use_transformer"), "use_context": ("model", "use_context"),
+    "emb_dim": ("model", "emb_dim"), "num_tokens": ("model", "num_tokens"), "num_layers": ("model", "num_layers"), "dropout": ("model", "dropout"),
     "temp": ("model", "temp"), "nhead": ("model", "nhead"), "keep_repeats": ("model", "keep_repeats"),
     "input_skip": ("model", "input_skip"),
     # the objective's loss weights and targets
@@ -175,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     flag("bin_dir", help="folder of reference .bin splits (default: bin)")
     boolean("debug", "1: tiny fast run (32 clips, 2 epochs of <= 8 batches)")
     boolean("use_transformer", "Transformer encoder instead of BiLSTM")
+    boolean("use_context", "false: encode each frame alone (an MLP), e.g. over --pitch_repr notes")
     flag("input_dim", type=int, help="checked against the dimension the feature config gives")
     for name in ("emb_dim", "num_tokens", "num_layers", "nhead", "iter_clust", "batch_size", "EPOCHS", "autosave",
                  "patience", "epoch_start", "seed", "num_workers", "threads", "sr", "n_fft", "hop_length", "n_mels"):
