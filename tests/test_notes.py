@@ -7,7 +7,7 @@ import torch
 
 from wav2tok_core.audio.config import FeatureConfig
 from wav2tok_core.audio.features import FeatureExtractor
-from wav2tok_core.audio.notes import NoteConfig, note_intervals, segment_notes
+from wav2tok_core.audio.notes import NoteConfig, interval_tokens, note_intervals, segment_notes
 from wav2tok_core.eval.baselines import NOTE_GAP, note_alignment_scores
 
 FRAME_S = 0.016
@@ -87,3 +87,11 @@ def test_note_intervals_fold_octave_slips_and_silence_gives_zeros() -> None:
     np.testing.assert_allclose(slipped[1:, 0] * 6, [4, 3, 5], atol=0.1)
     feats = FeatureExtractor(FeatureConfig(kind="pitch", pitch_repr="notes"))(torch.zeros(1, 8000), torch.tensor([8000]))
     assert feats[0].shape[-1] == 4 and not feats[0].any()
+
+
+def test_interval_tokens_round_fold_and_ignore_key() -> None:
+    notes = np.array([[0, 0.2, 60.2], [0.2, 0.2, 64.1], [0.4, 0.3, 55.0], [0.7, 0.2, 60.0]])  # +3.9, -9.1, +5
+    assert interval_tokens(notes) == [4 + 6, 3 + 6, 5 + 6]  # -9.1 is an octave slip of +2.9
+    moved = notes + np.array([0, 0, 7.0])
+    assert interval_tokens(moved) == interval_tokens(notes)
+    assert interval_tokens(notes[:1]) == [] and interval_tokens(np.zeros((0, 3))) == []

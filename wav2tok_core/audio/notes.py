@@ -6,7 +6,8 @@ a voiced run is one note until its (median-smoothed) pitch stays more than ``spl
 the note's median pitch so far for ``split_frames`` frames, which starts the next note; notes shorter than
 ``min_note_s`` are dropped. :func:`note_intervals` gives what alignment compares: each note's interval from
 the previous note (semitones) and the log2 ratio of its duration to the previous one's, so key and tempo
-do not matter.
+do not matter. :func:`interval_tokens` rounds the intervals to semitones: a fixed, untrained tokenizer
+(``notes-tokens``).
 """
 from __future__ import annotations
 
@@ -76,3 +77,10 @@ def note_intervals(notes: np.ndarray) -> np.ndarray:
     if len(notes) < 2:
         return np.full((1, 2), 0.0 if len(notes) else np.nan, dtype=np.float32)
     return np.stack([np.diff(notes[:, 2]), np.diff(np.log2(notes[:, 1]))], axis=1).astype(np.float32)
+
+
+def interval_tokens(notes: np.ndarray) -> list[int]:
+    """``(n, 3)`` notes -> ``n - 1`` tokens in 0-11: each note's interval from the previous note, folded into
+    [-6, 6) semitones (an octave slip of the tracker changes nothing) and rounded to the nearest semitone, + 6."""
+    steps = np.round(np.remainder(np.diff(notes[:, 2]) + 6, 12) - 6).astype(np.int64)
+    return (np.remainder(steps + 6, 12)).tolist()

@@ -29,7 +29,7 @@ import torch
 from ..audio.config import FeatureConfig
 from ..audio.features import FeatureExtractor
 from ..audio.io import length_batches, pad_batch
-from ..audio.notes import note_intervals, segment_notes
+from ..audio.notes import interval_tokens, note_intervals, segment_notes
 from ..errors import EvalError
 from ..model.codebook import fit_codebook, fit_model_codebook
 from ..model.inference import MAX_BATCH_SECONDS
@@ -384,27 +384,51 @@ class EncoderDTW(DTWMethod):
         return frame_vectors(self.model, waves, self.batch_size)
 
 
+class NoteTracker:
+    """Waveforms -> each clip's notes ``(n, 3)`` (:func:`segment_notes`), through the pitch front end with the
+    model's rate, hop and f0 tracker (MIDI pitch, not key-normalised)."""
+
+    def __init__(self, context: MethodContext) -> None:
+        features = dataclasses.replace(context.model.config.features, kind="pitch", pitch_repr="contour",
+                                       normalize=False)
+        self.featurizer = Featurizer(features, context.batch_size)
+
+    def __call__(self, waves: list[torch.Tensor]) -> list[np.ndarray]:
+        frame_s = self.featurizer.frame_s
+        return [segment_notes(f[:, 0], f[:, 2] == 1, frame_s) for f in self.featurizer(waves)]
+
+
 @register("notes-align")
 class NoteAlignment(DTWMethod):
-    """``notes-align``: the note-level query-by-humming baseline. The pitch front end (the model's rate, hop and
-    f0 tracker; MIDI pitch, not key-normalised) gives each clip's pitch track, :func:`segment_notes` its notes,
-    and a query's intervals and duration ratios are aligned whole against any stretch of each database clip's
+    """``notes-align``: the note-level query-by-humming baseline. Each clip's notes (:class:`NoteTracker`) as
+    intervals and duration ratios; a query's are aligned whole against any stretch of each database clip's
     (:func:`note_alignment_scores`): transposition and tempo do not matter, and a hum may cover part of a tune."""
 
     unit = "notes"
 
     def __init__(self, name: str, context: MethodContext) -> None:
         super().__init__(name, context)
-        features = dataclasses.replace(context.model.config.features, kind="pitch", pitch_repr="contour",
-                                       normalize=False)
-        self.featurizer = Featurizer(features, context.batch_size)
+        self.notes = NoteTracker(context)
 
     def featurize(self, waves: list[torch.Tensor]) -> list[np.ndarray]:
-        frame_s = self.featurizer.frame_s
-        return [note_intervals(segment_notes(f[:, 0], f[:, 2] == 1, frame_s)) for f in self.featurizer(waves)]
+        return [note_intervals(n) for n in self.notes(waves)]
 
     def score(self, queries: Sequence[np.ndarray], database: Sequence[np.ndarray]) -> np.ndarray:
         return note_alignment_scores(queries, database)
+
+
+@register("notes-tokens")
+class NoteIntervalTokens(TokenMethod):
+    """``notes-tokens``: a fixed tokenizer of the same notes, no training: each note's interval from the previous
+    one, folded into an octave and rounded to a semitone (12 tokens, :func:`interval_tokens`), ranked by edit
+    similarity like wav2tok's strings. What a learned tokenizer over notes has to beat."""
+
+    def __init__(self, name: str, context: MethodContext) -> None:
+        super().__init__(name, context)
+        self.notes = NoteTracker(context)
+
+    def tokenize(self, waves: list[torch.Tensor]) -> list[list[int]]:
+        return [interval_tokens(n) for n in self.notes(waves)]
 
 
 @register(*(f"vq-{kind}" for kind in BASELINE_KINDS))
