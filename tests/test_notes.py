@@ -85,7 +85,8 @@ def test_note_features_hold_per_note_and_ignore_key_and_tempo() -> None:
 def test_note_intervals_fold_octave_slips_and_silence_gives_zeros() -> None:
     slipped = note_representation([60, 64, 55, 60], 0.25)  # 64 -> 55 is 67's octave slip: -9 folds to +3
     np.testing.assert_allclose(slipped[1:, 0] * 6, [4, 3, 5], atol=0.1)
-    feats = FeatureExtractor(FeatureConfig(kind="pitch", pitch_repr="notes"))(torch.zeros(1, 8000), torch.tensor([8000]))
+    silence = FeatureExtractor(FeatureConfig(kind="pitch", pitch_repr="notes"))
+    feats = silence(torch.zeros(1, 8000), torch.tensor([8000]))
     assert feats[0].shape[-1] == 4 and not feats[0].any()
 
 

@@ -93,7 +93,8 @@ class FeatureExtractor(nn.Module):
             frames = padded.unfold(-1, cfg.n_fft, cfg.hop_length)[:, :t]  # (B, T, n_fft), the STFT's frames
             f0, periodic = track_f0(cfg.f0, frames, waves, lengths, cfg.sr, cfg.hop_length, cfg.f0_min, cfg.f0_max)
             feats = pitch_features(frames, mask, f0, periodic, cfg.normalize, cfg.pitch_repr, cfg.frame_s)
-            if cfg.normalize and cfg.pitch_repr != "notes":  # pitch is key-normalised already; energy is standardised like other features
+            if cfg.normalize and cfg.pitch_repr != "notes":  # pitch is key-normalised already; energy (the last
+                # channel; notes have none) is standardised like other features
                 feats = torch.cat([feats[..., :-1], masked_standardize(feats[..., -1:], mask)], dim=-1)
             return feats, frame_lengths
         spec = torch.stft(padded, cfg.n_fft, cfg.hop_length, window=self.window, center=False,

@@ -83,4 +83,4 @@ def interval_tokens(notes: np.ndarray) -> list[int]:
     """``(n, 3)`` notes -> ``n - 1`` tokens in 0-11: each note's interval from the previous note, folded into
     [-6, 6) semitones (an octave slip of the tracker changes nothing) and rounded to the nearest semitone, + 6."""
     steps = np.round(np.remainder(np.diff(notes[:, 2]) + 6, 12) - 6).astype(np.int64)
-    return (np.remainder(steps + 6, 12)).tolist()
+    return np.remainder(steps + 6, 12).tolist()

@@ -5,7 +5,7 @@ Spectral features (STFT, log-mel, MFCC) mostly describe timbre: a hummed query a
 playing the same tune, a few semitones apart, look unrelated in them. What the two share is the pitch
 contour up to transposition, so this front end tracks f0 with YIN (de Cheveigne & Kawahara, 2002:
 cumulative-mean-normalised difference function, absolute threshold, parabolic interpolation) and, per
-clip, removes the key ("key normalisation"). Two representations (``FeatureConfig.pitch_repr``):
+clip, removes the key ("key normalisation"). Three representations (``FeatureConfig.pitch_repr``):
 
 * ``chroma`` (default): pitch class on the unit circle, rotated by the circular mean of the clip's voiced
   frames. Octave-invariant, so a tracker's octave slip changes nothing, and its key moves smoothly.
@@ -140,7 +140,7 @@ def _unwrapped(pitch: torch.Tensor) -> torch.Tensor:
 
 
 def pitch_features(frames: torch.Tensor, mask: torch.Tensor, f0: torch.Tensor, periodic: torch.Tensor,
-                   normalize: bool, representation: str = "chroma", frame_s: float = 0.016) -> torch.Tensor:
+                   normalize: bool, representation: str, frame_s: float) -> torch.Tensor:
     """Frames ``(B, T, W)``, real-frame mask ``(B, T)``, each frame's f0 ``(B, T)`` Hz and whether it is periodic
     ``(B, T)`` (:func:`wav2tok_core.audio.f0.track_f0`) -> features ``(B, T, F)``, zero on padding. A frame is
     voiced when it is periodic and its energy is within ``SILENCE_DB`` of the clip's loudest frame.
@@ -156,8 +156,8 @@ def pitch_features(frames: torch.Tensor, mask: torch.Tensor, f0: torch.Tensor, p
     query (phase vocoder) moved the median key by more than a quarter tone in 26 % of clips and the
     circular key in 7.5 % (``benchmarks/pitch_stability.py``).
 
-    ``representation="notes"`` (F = 4, no energy): the track cut into notes (``frame_s`` seconds per frame sets
-    the shortest note), each frame holding its note's interval, duration ratio and pitch class
+    ``representation="notes"`` (F = 4, no energy): the track cut into notes (``frame_s``, seconds per frame,
+    sets the shortest note), each frame holding its note's interval, duration ratio and pitch class
     (:func:`_note_frames`).
 
     The caller standardises log energy per clip, as it does other features.

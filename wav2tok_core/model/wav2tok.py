@@ -35,8 +35,8 @@ class Wav2Tok(Inference, nn.Module):
         if not config.use_context:
             self.encoder: nn.Module = FrameEncoder(config.input_dim, config.emb_dim, config.num_layers, config.dropout)
         elif config.use_transformer:
-            self.encoder = TransformerEncoder(config.input_dim, config.emb_dim, config.num_layers,
-                                                         config.dropout, config.nhead)
+            self.encoder = TransformerEncoder(config.input_dim, config.emb_dim, config.num_layers, config.dropout,
+                                              config.nhead)
         else:
             self.encoder = LSTMEncoder(config.input_dim, config.emb_dim, config.num_layers, config.dropout)
         self.proj = nn.Linear(config.emb_dim, config.proj_dim)

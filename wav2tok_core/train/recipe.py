@@ -38,7 +38,8 @@ from .validation import make_validator
 FLAGS: dict[str, tuple[str, str]] = {
     # class wav2tok
     "use_transformer": ("model", "use_transformer"), "use_context": ("model", "use_context"),
-    "emb_dim": ("model", "emb_dim"), "num_tokens": ("model", "num_tokens"), "num_layers": ("model", "num_layers"), "dropout": ("model", "dropout"),
+    "emb_dim": ("model", "emb_dim"), "num_tokens": ("model", "num_tokens"), "num_layers": ("model", "num_layers"),
+    "dropout": ("model", "dropout"),
     "temp": ("model", "temp"), "nhead": ("model", "nhead"), "keep_repeats": ("model", "keep_repeats"),
     "input_skip": ("model", "input_skip"),
     # the objective's loss weights and targets
