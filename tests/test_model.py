@@ -142,7 +142,7 @@ def test_input_skip_keeps_the_input_features_in_every_frame_vector() -> None:
         ModelConfig(input_skip=-1.0)
 
 
-def test_without_context_equal_frames_get_equal_vectors_and_one_token_per_run() -> None:
+def test_without_context_equal_frames_get_equal_vectors() -> None:
     torch.manual_seed(0)
     model = Wav2Tok(ModelConfig(num_tokens=6, emb_dim=16, use_context=False, num_layers=2)).eval()
     feats = torch.randn(1, 3, model.config.input_dim).repeat_interleave(torch.tensor([4, 7, 5]), dim=1)  # 3 runs

@@ -62,7 +62,7 @@ def test_notes_from_a_synthetic_melody() -> None:
 
 
 def note_representation(pitches: list[float], note_s: float, sr: int = 16000) -> np.ndarray:
-    """The ``notes`` pitch features of a legato sine melody, one row per run of equal frames (about one per note)."""
+    """The ``notes`` pitch features of a legato sine melody, one row per run of equal frames (one per note)."""
     f0 = np.repeat(440 * 2 ** ((np.array(pitches) - 69) / 12), int(sr * note_s))
     wave = torch.tensor(0.3 * np.sin(2 * np.pi * np.cumsum(f0) / sr), dtype=torch.float32)
     feats = FeatureExtractor(FeatureConfig(kind="pitch", sr=sr, pitch_repr="notes"))(
@@ -76,7 +76,7 @@ def test_note_features_hold_per_note_and_ignore_key_and_tempo() -> None:
     notes = note_representation(tune, 0.25)
     assert len(notes) == len(tune)  # constant through each note: one distinct row per note
     np.testing.assert_allclose(notes[1:, 0] * 6, np.diff(tune), atol=0.1)  # interval from the previous note
-    np.testing.assert_allclose(notes[1:-1, 1], 0.0, atol=0.1)  # equal durations (the last note is cut by the clip end)
+    np.testing.assert_allclose(notes[1:-1, 1], 0.0, atol=0.1)  # equal durations (the clip's end cuts the last)
     np.testing.assert_allclose(np.hypot(notes[:, 2], notes[:, 3]), 1.0, atol=1e-5)  # pitch class on the circle
     moved = note_representation([p + 3 for p in tune], 0.4)  # another key, slower
     np.testing.assert_allclose(moved[:, [0, 2, 3]], notes[:, [0, 2, 3]], atol=0.05)
