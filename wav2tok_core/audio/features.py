@@ -12,13 +12,8 @@ from torch import nn
 
 from .config import FeatureConfig
 from .f0 import track_f0
+from .frames import frame_mask, masked_standardize
 from .pitch import pitch_features
-
-
-def frame_mask(frame_lengths: torch.Tensor, max_frames: int | None = None) -> torch.Tensor:
-    """``(B,)`` frame counts -> ``(B, T)`` bool mask, True on real frames."""
-    t = int(frame_lengths.max()) if max_frames is None else max_frames
-    return torch.arange(t, device=frame_lengths.device)[None, :] < frame_lengths[:, None]
 
 
 def _reflect_pad(waves: torch.Tensor, lengths: torch.Tensor, pad: int) -> torch.Tensor:
@@ -40,15 +35,6 @@ def _repeat_last_frame(x: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Te
     t = x.shape[-1]
     idx = torch.minimum(torch.arange(t, device=x.device)[None, :], (frame_lengths - 1)[:, None])  # (B, T)
     return x.gather(2, idx[:, None, :].expand(-1, x.shape[1], -1))
-
-
-def masked_standardize(feats: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Per-item mean/variance normalisation over real frames. feats ``(B, T, F)``, mask ``(B, T)``."""
-    m = mask[..., None].to(feats.dtype)  # (B, T, 1)
-    count = m.sum(dim=1, keepdim=True).clamp(min=1.0)  # (B, 1, 1)
-    mean = (feats * m).sum(dim=1, keepdim=True) / count
-    var = (((feats - mean) * m) ** 2).sum(dim=1, keepdim=True) / count
-    return (feats - mean) / (var + eps).sqrt() * m
 
 
 class FeatureExtractor(nn.Module):
@@ -92,11 +78,7 @@ class FeatureExtractor(nn.Module):
         if cfg.kind == "pitch":
             frames = padded.unfold(-1, cfg.n_fft, cfg.hop_length)[:, :t]  # (B, T, n_fft), the STFT's frames
             f0, periodic = track_f0(cfg.f0, frames, waves, lengths, cfg.sr, cfg.hop_length, cfg.f0_min, cfg.f0_max)
-            feats = pitch_features(frames, mask, f0, periodic, cfg.normalize, cfg.pitch_repr, cfg.frame_s)
-            if cfg.normalize and cfg.pitch_repr != "notes":  # pitch is key-normalised already; energy (the last
-                # channel; notes have none) is standardised like other features
-                feats = torch.cat([feats[..., :-1], masked_standardize(feats[..., -1:], mask)], dim=-1)
-            return feats, frame_lengths
+            return pitch_features(frames, mask, f0, periodic, cfg.normalize, cfg.pitch_repr, cfg.frame_s), frame_lengths
         spec = torch.stft(padded, cfg.n_fft, cfg.hop_length, window=self.window, center=False,
                           return_complex=True)[..., :t].abs()  # (B, n_freq, T)
         if cfg.kind == "stft":

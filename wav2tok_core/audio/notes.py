@@ -79,8 +79,13 @@ def note_intervals(notes: np.ndarray) -> np.ndarray:
     return np.stack([np.diff(notes[:, 2]), np.diff(np.log2(notes[:, 1]))], axis=1).astype(np.float32)
 
 
+def fold_octave(semitones: np.ndarray) -> np.ndarray:
+    """Intervals folded into [-6, 6) semitones: an octave slip of the tracker changes nothing."""
+    return np.remainder(semitones + 6, 12) - 6
+
+
 def interval_tokens(notes: np.ndarray) -> list[int]:
-    """``(n, 3)`` notes -> ``n - 1`` tokens in 0-11: each note's interval from the previous note, folded into
-    [-6, 6) semitones (an octave slip of the tracker changes nothing) and rounded to the nearest semitone, + 6."""
-    steps = np.round(np.remainder(np.diff(notes[:, 2]) + 6, 12) - 6).astype(np.int64)
+    """``(n, 3)`` notes -> ``n - 1`` tokens in 0-11: each note's interval from the previous note, folded into an
+    octave (:func:`fold_octave`) and rounded to the nearest semitone, + 6 (a rounded +6 is -6's token)."""
+    steps = np.round(fold_octave(np.diff(notes[:, 2]))).astype(np.int64)
     return np.remainder(steps + 6, 12).tolist()

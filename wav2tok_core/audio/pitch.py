@@ -27,7 +27,8 @@ import torch
 import torchaudio.functional as AF
 
 from .config import PITCH_REPRS
-from .notes import note_runs
+from .frames import masked_standardize
+from .notes import fold_octave, note_runs
 
 YIN_THRESHOLD = 0.15  # first dip of the normalised difference below this is the period (YIN's default)
 VOICED_APERIODICITY = 0.3  # a frame is voiced when its normalised difference at the period is below this
@@ -123,7 +124,7 @@ def _note_frames(midi: np.ndarray, voiced: np.ndarray, frame_s: float, normalize
     if not len(runs):
         return out
     pitch, duration = runs[:, 2], runs[:, 1] - runs[:, 0]
-    interval = np.remainder(np.diff(pitch, prepend=pitch[0]) + 6, 12) - 6
+    interval = fold_octave(np.diff(pitch, prepend=pitch[0]))
     ratio = np.clip(np.diff(np.log2(duration), prepend=np.log2(duration[0])), -2, 2)
     angle = 2 * np.pi * pitch / 12
     if normalize:
@@ -160,7 +161,7 @@ def pitch_features(frames: torch.Tensor, mask: torch.Tensor, f0: torch.Tensor, p
     sets the shortest note), each frame holding its note's interval, duration ratio and pitch class
     (:func:`_note_frames`).
 
-    The caller standardises log energy per clip, as it does other features.
+    With ``normalize``, log energy is standardised over the clip's frames, as other features are.
     """
     if representation not in PITCH_REPRS:
         raise ValueError(f"pitch representation {representation!r} is not one of {PITCH_REPRS}")
@@ -180,5 +181,7 @@ def pitch_features(frames: torch.Tensor, mask: torch.Tensor, f0: torch.Tensor, p
         delta_of = _unwrapped(_forward_fill(midi, voiced))
     delta = AF.compute_deltas(delta_of[:, None, :])[:, 0] * mask
     log_energy = torch.log(power + 1e-10)
+    if normalize:
+        log_energy = masked_standardize(log_energy[..., None], mask)[..., 0]
     rest = torch.stack([delta, voiced.to(midi.dtype), log_energy], dim=-1)  # (B, T, 3)
     return torch.cat([pitch_channels, rest], dim=-1) * mask[..., None]

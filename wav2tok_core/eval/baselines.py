@@ -247,7 +247,8 @@ def _note_alignment_all_pairs(q_flat: np.ndarray, q_offsets: np.ndarray, d_flat:
             row = np.empty(b.shape[0] + 1)
             row[0] = i * NOTE_GAP
             for j in range(1, b.shape[0] + 1):
-                row[j] = min(prev[j - 1] + _note_cost(a[i - 1], b[j - 1]), prev[j] + NOTE_GAP, row[j - 1] + NOTE_GAP)
+                substitute = prev[j - 1] + _note_cost(a[i - 1], b[j - 1])
+                row[j] = min(substitute, prev[j] + NOTE_GAP, row[j - 1] + NOTE_GAP)
             prev = row
         cost[qi, di] = prev.min() / a.shape[0]
     return cost
@@ -259,10 +260,9 @@ def note_alignment_scores(queries: Sequence[np.ndarray], database: Sequence[np.n
     aligned whole against any stretch of the database sequence (a hum may cover part of a tune): substitution
     costs grow with the interval difference (capped at ``NOTE_PITCH_CAP`` semitones) and the duration-ratio
     difference, skipping a note costs ``NOTE_GAP``."""
-    stacked = _stack_pair(queries, database, "euclidean")
     if not len(queries) or not len(database):
         return np.zeros((len(queries), len(database)))
-    return 0.0 - _note_alignment_all_pairs(*stacked)
+    return 0.0 - _note_alignment_all_pairs(*_stack_pair(queries, database, "euclidean"))
 
 
 def dtw_distance(a: np.ndarray, b: np.ndarray, metric: str = "euclidean") -> float:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..audio.features import frame_mask
+from ..audio.frames import frame_mask
 
 
 class LSTMEncoder(nn.Module):

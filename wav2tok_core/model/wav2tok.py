@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..audio.features import FeatureExtractor, frame_mask
+from ..audio.features import FeatureExtractor
+from ..audio.frames import frame_mask
 from ..config import from_dict, to_dict
 from ..errors import CheckpointError, ConfigError
 from ..runtime import atomic_write, resolve_device

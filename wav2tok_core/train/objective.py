@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..audio.features import frame_mask
+from ..audio.frames import frame_mask
 from ..config import require, to_dict
 from ..eval.baselines import dtw_partners
 from ..model.tokens import collapse_batch
