@@ -61,11 +61,13 @@ def test_notes_from_a_synthetic_melody() -> None:
     np.testing.assert_allclose(notes[1:, 0], [0.25, 0.5, 0.75], atol=0.05)
 
 
-def note_representation(pitches: list[float], note_s: float, sr: int = 16000) -> np.ndarray:
-    """The ``notes`` pitch features of a legato sine melody, one row per run of equal frames (one per note)."""
+def note_representation(pitches: list[float], note_s: float, sr: int = 16000,
+                        representation: str = "notes") -> np.ndarray:
+    """The ``notes`` (or another) pitch features of a legato sine melody, one row per run of equal frames (one per
+    note)."""
     f0 = np.repeat(440 * 2 ** ((np.array(pitches) - 69) / 12), int(sr * note_s))
     wave = torch.tensor(0.3 * np.sin(2 * np.pi * np.cumsum(f0) / sr), dtype=torch.float32)
-    feats = FeatureExtractor(FeatureConfig(kind="pitch", sr=sr, pitch_repr="notes"))(
+    feats = FeatureExtractor(FeatureConfig(kind="pitch", sr=sr, pitch_repr=representation))(
         wave[None], torch.tensor([wave.numel()]))[0][0].numpy()
     change = np.r_[True, np.abs(np.diff(feats, axis=0)).max(axis=1) > 1e-6]
     return feats[change]
@@ -80,6 +82,13 @@ def test_note_features_hold_per_note_and_ignore_key_and_tempo() -> None:
     np.testing.assert_allclose(np.hypot(notes[:, 2], notes[:, 3]), 1.0, atol=1e-5)  # pitch class on the circle
     moved = note_representation([p + 3 for p in tune], 0.4)  # another key, slower
     np.testing.assert_allclose(moved[:, [0, 2, 3]], notes[:, [0, 2, 3]], atol=0.05)
+
+
+def test_interval_features_are_the_note_features_interval_column() -> None:
+    tune = [60, 64, 67, 64, 62]
+    intervals = note_representation(tune, 0.25, representation="intervals")
+    assert intervals.shape == (len(tune), 1)
+    np.testing.assert_array_equal(intervals[:, 0], note_representation(tune, 0.25)[:, 0])
 
 
 def test_note_intervals_fold_octave_slips_and_silence_gives_zeros() -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..config import require
 
 FEATURE_KINDS = ("stft", "logmel", "mfcc", "pitch")
-PITCH_REPRS = ("chroma", "contour", "notes")  # see wav2tok_core.audio.pitch.pitch_features
+PITCH_REPRS = ("chroma", "contour", "notes", "intervals")  # see wav2tok_core.audio.pitch.pitch_features
 F0_TRACKERS = ("yin", "crepe", "pesto")  # see wav2tok_core.audio.f0
 NEURAL_F0_PACKAGES = {"crepe": "torchcrepe", "pesto": "pesto"}  # the pip extra "pitch" installs them
 
@@ -35,6 +35,7 @@ class FeatureConfig:
     #                             invariant; steadier under re-synthesis, README) or "contour" (semitones
     #                             relative to the median pitch; checkpoints saved before this option) or
     #                             "notes" (each frame holds its note's interval, duration ratio and pitch class)
+    #                             or "intervals" (its interval alone)
 
     def __post_init__(self) -> None:
         require(self.kind in FEATURE_KINDS, "features.kind", f"{self.kind!r} is not one of {FEATURE_KINDS}")
@@ -67,5 +68,6 @@ class FeatureConfig:
         if self.kind == "logmel":
             return self.n_mels
         if self.kind == "pitch":
-            return {"chroma": 5, "contour": 4, "notes": 4}[self.pitch_repr]  # see audio.pitch.pitch_features
+            # see audio.pitch.pitch_features
+            return {"chroma": 5, "contour": 4, "notes": 4, "intervals": 1}[self.pitch_repr]
         return self.n_mfcc * (3 if self.deltas else 1)

@@ -112,15 +112,17 @@ def _key_relative_chroma(midi: torch.Tensor, voiced: torch.Tensor, normalize: bo
     return torch.stack([_forward_fill(torch.cos(angle), voiced), _forward_fill(torch.sin(angle), voiced)], -1)
 
 
-def _note_frames(midi: np.ndarray, voiced: np.ndarray, frame_s: float, normalize: bool) -> np.ndarray:
-    """One clip's pitch track ``(T,)`` MIDI and voicing -> ``(T, 4)`` the ``notes`` representation: each frame
+def _note_frames(midi: np.ndarray, voiced: np.ndarray, frame_s: float, normalize: bool,
+                 channels: int = 4) -> np.ndarray:
+    """One clip's pitch track ``(T,)`` MIDI and voicing -> ``(T, channels)`` the ``notes`` representation (its
+    first ``channels`` columns; ``intervals`` is the first alone): each frame
     takes the values of the last note that started at or before it (the first note before any), all 0 when no
     note is found. Per note: interval from the previous note folded into [-6, 6) semitones, divided by 6 (an
     octave slip of the tracker changes nothing); log2 of its duration over the previous note's, clipped to
     [-2, 2] (0 for the first note); its pitch class as (cos, sin), relative to the duration-weighted circular
     mean of the clip's notes when ``normalize``."""
     runs = note_runs(midi, voiced, frame_s)  # (n, 3): first frame, end frame, median pitch
-    out = np.zeros((midi.size, 4), dtype=np.float32)
+    out = np.zeros((midi.size, channels), dtype=np.float32)
     if not len(runs):
         return out
     pitch, duration = runs[:, 2], runs[:, 1] - runs[:, 0]
@@ -131,7 +133,7 @@ def _note_frames(midi: np.ndarray, voiced: np.ndarray, frame_s: float, normalize
         angle = angle - np.arctan2((np.sin(angle) * duration).sum(), (np.cos(angle) * duration).sum())
     per_note = np.stack([interval / 6, ratio, np.cos(angle), np.sin(angle)], axis=1)  # (n, 4)
     note_of_frame = np.searchsorted(runs[:, 0], np.arange(midi.size), side="right") - 1
-    return per_note[np.maximum(note_of_frame, 0)].astype(np.float32)
+    return per_note[np.maximum(note_of_frame, 0), :channels].astype(np.float32)
 
 
 def _unwrapped(pitch: torch.Tensor) -> torch.Tensor:
@@ -161,6 +163,10 @@ def pitch_features(frames: torch.Tensor, mask: torch.Tensor, f0: torch.Tensor, p
     sets the shortest note), each frame holding its note's interval, duration ratio and pitch class
     (:func:`_note_frames`).
 
+    ``representation="intervals"`` (F = 1): the ``notes`` interval alone. On the built-in melodies the
+    key-relative pitch class and the duration ratio split the same interval into many tokens, and a hum
+    covering part of a phrase moves its key (README, Results).
+
     With ``normalize``, log energy is standardised over the clip's frames, as other features are.
     """
     if representation not in PITCH_REPRS:
@@ -169,8 +175,10 @@ def pitch_features(frames: torch.Tensor, mask: torch.Tensor, f0: torch.Tensor, p
     loudest = torch.where(mask, power, torch.zeros_like(power)).amax(dim=1, keepdim=True)
     voiced = mask & periodic & (power > loudest * 10 ** (SILENCE_DB / 10))
     midi = 69.0 + 12.0 * torch.log2(f0 / 440.0)
-    if representation == "notes":
-        notes = [_note_frames(m, v, frame_s, normalize) for m, v in zip(midi.cpu().numpy(), voiced.cpu().numpy())]
+    if representation in ("notes", "intervals"):
+        channels = 4 if representation == "notes" else 1
+        notes = [_note_frames(m, v, frame_s, normalize, channels)
+                 for m, v in zip(midi.cpu().numpy(), voiced.cpu().numpy())]
         return torch.from_numpy(np.stack(notes)).to(frames.device, frames.dtype) * mask[..., None]
     if representation == "contour":
         pitch = _key_relative_contour(midi, voiced, normalize)

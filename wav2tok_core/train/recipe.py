@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     flag("load_model_epochid", type=optional_int)
     flag("features", choices=list(FEATURE_KINDS), help="frame features (default mfcc; pitch for melodies)")
     flag("pitch_repr", choices=list(PITCH_REPRS),
-         help="pitch features: octave-invariant chroma (default), contour, or notes (per-note interval and duration)")
+         help="pitch features: octave-invariant chroma (default), contour, notes (per-note interval, duration ratio "
+              "and pitch class) or intervals (per-note interval alone)")
     flag("f0", choices=list(F0_TRACKERS), help="pitch features: f0 tracker, yin (default) or the neural crepe / pesto "
                                                  "(pip install .[pitch])")
     flag("targets", choices=["teacher", "online"], help="M-step tokens from the E-step's frozen model or the live one")
