@@ -21,7 +21,8 @@ from scipy.ndimage import median_filter
 class NoteConfig:
     """How a pitch track is cut into notes."""
 
-    min_note_s: float = 0.08  # shorter notes are dropped (onset glitches, consonants)
+    min_note_s: float = 0.10  # shorter notes are dropped (onset glitches, glides between notes); chosen on the
+    #                           built-in melodies' training tunes: 0.08 let slowed hums' glides through as notes
     split_semitones: float = 0.7  # a new note starts when the pitch leaves the note's median by more than this ...
     split_frames: int = 3  # ... for this many frames in a row
     smooth_frames: int = 3  # median filter over the voiced pitch first
