@@ -17,7 +17,7 @@ class ModelConfig:
     use_transformer: bool = False  # Transformer encoder instead of the BiLSTM
     use_context: bool = True  # False: each frame is encoded alone (an MLP, no BiLSTM or Transformer), so equal
     #                           input frames get equal tokens: for features that already hold their context,
-    #                           such as pitch_repr="notes" (one token per note)
+    #                           such as pitch_repr="intervals" (one token per note; the melody recipe)
     emb_dim: int = 256  # encoder output size (BiLSTM: emb_dim/2 per direction)
     num_layers: int = 2  # BiLSTM or Transformer layers
     dropout: float = 0.25  # between encoder layers
