@@ -116,10 +116,11 @@ def _note_frames(midi: np.ndarray, voiced: np.ndarray, frame_s: float, normalize
                  channels: int = 4) -> np.ndarray:
     """One clip's pitch track ``(T,)`` MIDI and voicing -> ``(T, channels)``: the first ``channels`` columns of
     the ``notes`` representation (``intervals`` keeps the first). Each frame takes the values of the last note
-    that started at or before it (the first note before any), all 0 when no note is found. Per note: interval from the previous note folded into [-6, 6) semitones, divided by 6 (an
-    octave slip of the tracker changes nothing); log2 of its duration over the previous note's, clipped to
-    [-2, 2] (0 for the first note); its pitch class as (cos, sin), relative to the duration-weighted circular
-    mean of the clip's notes when ``normalize``."""
+    that started at or before it (the first note before any), all 0 when no note is found. Per note: interval
+    from the previous note folded into [-6, 6) semitones, divided by 6 (an octave slip of the tracker changes
+    nothing); log2 of its duration over the previous note's, clipped to [-2, 2] (0 for the first note); its
+    pitch class as (cos, sin), relative to the duration-weighted circular mean of the clip's notes when
+    ``normalize``."""
     runs = note_runs(midi, voiced, frame_s)  # (n, 3): first frame, end frame, median pitch
     out = np.zeros((midi.size, channels), dtype=np.float32)
     if not len(runs):
