@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from ..config import require
 
 FEATURE_KINDS = ("stft", "logmel", "mfcc", "pitch")
-PITCH_REPRS = ("chroma", "contour", "notes", "intervals")  # see wav2tok_core.audio.pitch.pitch_features
+PITCH_DIMS = {"chroma": 5, "contour": 4, "notes": 4, "intervals": 1}  # channels; see audio.pitch.pitch_features
+PITCH_REPRS = tuple(PITCH_DIMS)
 F0_TRACKERS = ("yin", "crepe", "pesto")  # see wav2tok_core.audio.f0
 NEURAL_F0_PACKAGES = {"crepe": "torchcrepe", "pesto": "pesto"}  # the pip extra "pitch" installs them
 
@@ -68,6 +69,5 @@ class FeatureConfig:
         if self.kind == "logmel":
             return self.n_mels
         if self.kind == "pitch":
-            # see audio.pitch.pitch_features
-            return {"chroma": 5, "contour": 4, "notes": 4, "intervals": 1}[self.pitch_repr]
+            return PITCH_DIMS[self.pitch_repr]
         return self.n_mfcc * (3 if self.deltas else 1)
