@@ -39,6 +39,14 @@ def test_short_notes_are_dropped_and_empty_tracks_give_a_row() -> None:
     assert note_intervals(notes[:1]).tolist() == [[0.0, 0.0]]
 
 
+def test_a_glide_that_lingers_between_two_notes_is_not_a_note() -> None:
+    midi = np.r_[np.full(20, 60.0), np.full(6, 63.5), np.full(20, 67.0)]  # 96 ms on the way up, as in a slowed hum
+    notes = segment_notes(midi, np.ones(midi.size, bool), FRAME_S)
+    assert notes[:, 2].tolist() == [60, 67]
+    held = np.r_[np.full(20, 60.0), np.full(7, 63.5), np.full(20, 67.0)]  # 112 ms: a note
+    assert segment_notes(held, np.ones(held.size, bool), FRAME_S)[:, 2].tolist() == [60, 63.5, 67]
+
+
 def test_note_alignment_ignores_key_and_tempo_and_finds_a_partial_query() -> None:
     tune = np.array([[2, 0], [2, 0], [1, 0], [-3, 1], [5, -1], [-2, 0], [-2, 1]], dtype=np.float32)
     other = np.array([[-1, 0], [4, 1], [0, -1], [7, 0], [-5, 0], [3, 1]], dtype=np.float32)
