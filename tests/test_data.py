@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from wav2tok_core.audio.augment import AugmentConfig, pitch_shift, time_stretch
+from wav2tok_core.audio.augment import STRETCH_METHODS, AugmentConfig, pitch_shift, time_stretch
 from wav2tok_core.data.reference_bin import items_from_split
 from wav2tok_core.errors import ConfigError, DataFormatError
 from wav2tok_core.train.data import ClipStore, DataConfig, EpochSampler, PairDataset, collate
@@ -156,21 +156,46 @@ def test_bad_files_are_skipped_and_reported(tiny_data, tmp_path) -> None:
     assert len(store.waves) == 4 and store.failed[0].path == str(bad) and "cannot be decoded" in store.failed[0].reason
 
 
+@pytest.mark.parametrize("method", STRETCH_METHODS)
 @pytest.mark.parametrize("semitones", [-3.0, 4.0])
-def test_pitch_shift_moves_the_peak_and_keeps_duration(semitones: float) -> None:
+def test_pitch_shift_moves_the_peak_and_keeps_duration(semitones: float, method: str) -> None:
     sr, n = 16000, 16000
     tone = torch.sin(2 * math.pi * 440 * torch.arange(n) / sr)
-    shifted = pitch_shift(tone, semitones)
+    shifted = pitch_shift(tone, semitones, method)
     peak = torch.fft.rfft(shifted).abs().argmax().item() * sr / n
     assert shifted.numel() == n and peak == pytest.approx(440 * 2 ** (semitones / 12), rel=0.01)
 
 
-def test_time_stretch_changes_duration_not_pitch() -> None:
+@pytest.mark.parametrize("method", STRETCH_METHODS)
+def test_time_stretch_changes_duration_not_pitch(method: str) -> None:
     sr = 16000
     tone = torch.sin(2 * math.pi * 300 * torch.arange(sr) / sr)
-    out = time_stretch(tone, 0.8)
+    out = time_stretch(tone, 0.8, method)
     assert out.numel() == 20000
     assert torch.fft.rfft(out).abs().argmax().item() * sr / out.numel() == pytest.approx(300, rel=0.01)
+
+
+@pytest.mark.parametrize("rate", [0.8, 1.25])
+def test_wsola_keeps_a_voiced_tone_intact_and_moves_its_events_in_time(rate: float) -> None:
+    """A two-harmonic tone whose pitch steps up at 0.5 s: WSOLA keeps its level and its periods, and the step
+    lands at 0.5 / rate s."""
+    sr = 16000
+    t = torch.arange(sr) / sr
+    f0 = torch.where(t < 0.5, 200.0, 250.0)
+    phase = 2 * math.pi * torch.cumsum(f0, 0) / sr
+    tone = torch.sin(phase) + 0.5 * torch.sin(2 * phase)
+    out = time_stretch(tone, rate, "wsola")
+    assert out.numel() == round(sr / rate)
+    step = round(0.5 / rate * sr)
+    before, after = out[step - 2400: step - 800], out[step + 800: step + 2400]
+    for piece, hz in ((before, 200.0), (after, 250.0)):
+        assert piece.pow(2).mean().item() == pytest.approx(0.625, rel=0.05)  # 1/2 + 0.5^2/2
+        assert torch.fft.rfft(piece).abs().argmax().item() * sr / piece.numel() == pytest.approx(hz, rel=0.02)
+
+
+def test_unknown_stretch_method_is_named() -> None:
+    with pytest.raises(ConfigError, match="'sola'"):
+        time_stretch(torch.zeros(100), 0.8, "sola")
 
 
 def test_conflicting_or_bad_flags_are_named() -> None:
@@ -182,8 +207,10 @@ def test_conflicting_or_bad_flags_are_named() -> None:
         AugmentConfig(stretch_rate=(1.2, 0.9))
 
 
+@pytest.mark.parametrize("method", STRETCH_METHODS)
 @pytest.mark.parametrize("n", [1, 100, 256, 300])
-def test_augmentations_work_on_very_short_clips(n: int) -> None:
+def test_augmentations_work_on_very_short_clips(n: int, method: str) -> None:
     wave = 0.1 * torch.randn(n)
-    assert time_stretch(wave, 0.8).numel() == round(n / 0.8)
-    assert pitch_shift(wave, 3.0).numel() == n
+    assert time_stretch(wave, 0.8, method).numel() == round(n / 0.8)
+    assert time_stretch(wave, 1.25, method).numel() == max(1, round(n / 1.25))
+    assert pitch_shift(wave, 3.0, method).numel() == n

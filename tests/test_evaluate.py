@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 from conftest import tone_clip
 
+from wav2tok_core.audio.augment import pitch_shift, time_stretch
 from wav2tok_core.audio.config import FeatureConfig
 from wav2tok_core.cli.main import build_parser
 from wav2tok_core.data.manifest import ManifestItem, write_manifest
@@ -205,6 +206,19 @@ def test_conditions_transform_queries_and_never_the_database(data) -> None:
         assert 1.5 < semitones < 4.5  # shift+3 raised the pitch (the vocoder is not exact on gliding tones)
 
 
+def test_the_stretch_method_renders_the_conditions(data) -> None:
+    """``stretch_method="wsola"`` reaches the queries: they are WSOLA's renderings, not the vocoder's."""
+    conditions = ("stretch0.8", "shift+3")
+    _, oracle, _ = run_oracles(data, conditions=conditions, stretch_method="wsola")
+    _, database, slow, shifted = oracle.calls
+    original = {c.item.path: c.wave for c in database}
+    for clip in slow:
+        assert torch.equal(clip.wave, time_stretch(original[clip.item.path], 0.8, "wsola"))
+    for clip in shifted:
+        assert torch.equal(clip.wave, pitch_shift(original[clip.item.path], 3.0, "wsola"))
+        assert not torch.equal(clip.wave, pitch_shift(original[clip.item.path], 3.0, "vocoder"))
+
+
 @pytest.mark.parametrize("name, kind, value", [("vanilla", "vanilla", 0.0), ("stretch0.8", "stretch", 0.8),
                                                ("stretch1.25", "stretch", 1.25), ("shift-3", "shift", -3.0),
                                                ("shift+2.5", "shift", 2.5)])
@@ -214,7 +228,7 @@ def test_condition_names_parse(name: str, kind: str, value: float) -> None:
 
 @pytest.mark.parametrize("bad", [{"conditions": ("stretch0",)}, {"conditions": ("louder",)},
                                  {"conditions": ("shift",)}, {"methods": ("dtw-stft",)}, {"protocol": "pairs"},
-                                 {"methods": ()}, {"ks": (0,)}])
+                                 {"methods": ()}, {"ks": (0,)}, {"stretch_method": "sola"}])
 def test_bad_config_is_refused(bad: dict) -> None:
     with pytest.raises(ConfigError):
         EvalConfig(**bad)
@@ -448,10 +462,11 @@ def test_evaluate_spotting_command_writes_both_reports(data, tmp_path, capsys) -
 def test_evaluate_command_writes_both_reports(data, tmp_path, capsys) -> None:
     out, md = tmp_path / "res.json", tmp_path / "res.md"
     assert run_cli("evaluate", "--model", data["model_path"], "--manifest", data["manifest"], "--methods", "wav2tok",
-                   "dtw-mfcc", "--conditions", "vanilla", "shift+3", "--max_queries", "6", "--out", out,
-                   "--markdown", md, "--device", "cpu") == 0
+                   "dtw-mfcc", "--conditions", "vanilla", "shift+3", "--stretch_method", "wsola", "--max_queries",
+                   "6", "--out", out, "--markdown", md, "--device", "cpu") == 0
     report = json.loads(out.read_text())
     assert report["n_queries"] == 6 and report["config"]["protocol"] == "query_by_example"
+    assert report["config"]["stretch_method"] == "wsola" and "rendered by wsola" in md.read_text()
     assert len(report["cells"]) == 4 and "| dtw-mfcc | shift+3 |" in md.read_text()
     assert "MRR vanilla" in capsys.readouterr().out
     assert run_cli("evaluate", "--model", data["model_path"], "--manifest", data["manifest"], "--conditions",

@@ -11,6 +11,7 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
+from ..audio.augment import STRETCH_METHODS
 from ..eval import protocol
 from ..eval.config import PROTOCOLS, EvalConfig
 from ..eval.methods import METHODS
@@ -26,7 +27,7 @@ def evaluate_from_args(args: argparse.Namespace, log: Callable[[str], None] | No
     with benchmarks/results_table.py)."""
     auto = args.protocol == "auto"  # then the protocol is set from the test items
     config = EvalConfig(protocol=EvalConfig.protocol if auto else args.protocol, conditions=tuple(args.conditions),
-                        methods=tuple(args.methods), cross_speaker=args.cross_speaker, max_queries=args.max_queries,
+                        stretch_method=args.stretch_method, methods=tuple(args.methods), cross_speaker=args.cross_speaker, max_queries=args.max_queries,
                         batch_size=args.batch_size, seed=args.seed)
     return protocol.evaluate_manifest(args.model, args.manifest, config, auto_protocol=auto, test_split=args.test_split,
                                       train_split=args.train_split, device=args.device, log=log)
@@ -76,6 +77,9 @@ def add_evaluate_options(p: argparse.ArgumentParser, methods: Sequence[str] | No
                    help=f"of {', '.join(METHODS)} (default: {' '.join(methods or EvalConfig.methods)})")
     p.add_argument("--conditions", nargs="+", default=list(EvalConfig.conditions), metavar="CONDITION",
                    help=f"vanilla, stretch<rate>, shift<semitones> (default: {' '.join(EvalConfig.conditions)})")
+    p.add_argument("--stretch_method", choices=STRETCH_METHODS, default=EvalConfig.stretch_method,
+                   help="how stretch and shift conditions are rendered: phase vocoder, or WSOLA (keeps a voice's "
+                   "periods intact)")
     p.add_argument("--max_queries", type=int, help="evaluate an evenly spaced subset of the queries")
     p.add_argument("--test_split", default="test", help="manifest split searched (queries and database)")
     p.add_argument("--train_split", default="train", help="manifest split the vq / raw-encoder baselines fit on")

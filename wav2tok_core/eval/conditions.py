@@ -2,7 +2,8 @@
 
 Queries are transformed, the database never: ``vanilla``; ``stretch<R>``: time stretch at rate R, pitch
 kept (R < 1 slows down: a ``stretch0.8`` query lasts 1.25x as long); ``shift<S>``: pitch shift by S
-semitones, duration kept. Reports group them as in the paper: "stretched" is the mean over the stretch
+semitones, duration kept. Stretches and shifts are rendered by the phase vocoder or by WSOLA
+(:data:`~wav2tok_core.audio.augment.STRETCH_METHODS`). Reports group them as in the paper: "stretched" is the mean over the stretch
 conditions, "shifted" the mean over the shift conditions.
 """
 from __future__ import annotations
@@ -59,25 +60,27 @@ class Condition:
         """Report group: "vanilla", "stretched" or "shifted"."""
         return _GROUP_OF_KIND[self.kind]
 
-    def apply(self, wave: torch.Tensor) -> torch.Tensor:
-        """Transform a query ``(N,)`` -> ``(N',)``; N' = round(N / rate) for a stretch, N otherwise."""
+    def apply(self, wave: torch.Tensor, method: str = "vocoder") -> torch.Tensor:
+        """Transform a query ``(N,)`` -> ``(N',)``; N' = round(N / rate) for a stretch, N otherwise. ``method``
+        renders stretches and shifts (``"vocoder"`` or ``"wsola"``)."""
         if self.kind == "stretch":
-            return time_stretch(wave, self.value)
+            return time_stretch(wave, self.value, method)
         if self.kind == "shift":
-            return pitch_shift(wave, self.value)
+            return pitch_shift(wave, self.value, method)
         return wave
 
 
 def transform_queries(condition: Condition, clips: Sequence[EvalClip], min_samples: int,
-                      skipped: list[dict[str, str]]) -> tuple[list[int], list[EvalClip]]:
-    """Apply ``condition`` to each query clip; returns (kept positions in ``clips``, transformed clips).
+                      skipped: list[dict[str, str]], method: str = "vocoder") -> tuple[list[int], list[EvalClip]]:
+    """Apply ``condition`` (rendered by ``method``) to each query clip; returns (kept positions in ``clips``,
+    transformed clips).
 
     A query left with fewer than ``min_samples`` samples (a very short clip sped up) is dropped from this
     condition and listed in ``skipped``.
     """
     kept, out = [], []
     for i, clip in enumerate(clips):
-        wave = condition.apply(clip.wave)
+        wave = condition.apply(clip.wave, method)
         if wave.numel() < min_samples:
             skipped.append({"path": str(clip.item.path), "reason": f"{clip.item.path}: only {wave.numel()} samples "
                             f"under {condition.name}, shorter than one frame ({min_samples})"})

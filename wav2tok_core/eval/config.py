@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..audio.augment import STRETCH_METHODS
 from ..errors import ConfigError
 from .conditions import Condition
 from .methods import method_names
@@ -18,6 +19,8 @@ class EvalConfig:
     protocol: str = "query_by_example"  # or "query_vs_targets" (role "query" items search role "target" items)
     conditions: tuple[str, ...] = ("vanilla", "stretch0.8", "stretch1.25", "shift-3", "shift+3")  # query
     #                              transformations as in the paper; the database is never transformed
+    stretch_method: str = "vocoder"  # how stretches and shifts are rendered: "vocoder" (phase vocoder, as in
+    #                                  training) or "wsola" (leaves a voice's periods intact; the melody results)
     methods: tuple[str, ...] = ("wav2tok", "dtw-mfcc", "dtw-logmel", "vq-logmel", "vq-mfcc")  # registered names;
     #                           add "raw-encoder" to see what training buys
     cross_speaker: bool = False  # exclude database entries of the query's own speaker
@@ -40,6 +43,8 @@ class EvalConfig:
         if unknown:
             raise ConfigError(f"methods: unknown {unknown}; known methods: {list(known)}")
         self.parsed_conditions()
+        if self.stretch_method not in STRETCH_METHODS:
+            raise ConfigError(f"stretch_method: {self.stretch_method!r} is not one of {STRETCH_METHODS}")
         if not self.ks or min(self.ks) < 1:
             raise ConfigError(f"ks: must be positive cut-offs, got {list(self.ks)}")
         if self.max_queries is not None and self.max_queries < 1:

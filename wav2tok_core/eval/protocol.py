@@ -154,7 +154,7 @@ def evaluate(
     db_row = {pos: row for row, pos in enumerate(db_pos)}
     cells = []
     for condition in config.parsed_conditions():
-        kept, transformed = transform_queries(condition, queries, hop, skipped)
+        kept, transformed = transform_queries(condition, queries, hop, skipped, config.stretch_method)
         audio_s = sum(c.wave.numel() for c in transformed) / sr
         for method in methods:
             tally = tallies[method.name]

@@ -171,7 +171,8 @@ class EvalResult(Report):
         cfg, ref = self.config, self.reference_condition
         hit_cols = [f"hit@{k}" for k in cfg.ks]
         lines = [f"Protocol `{cfg.protocol}`{', cross-speaker' if cfg.cross_speaker else ''}: "
-                 f"{self.n_queries} queries, {self.n_database} database clips.", "",
+                 f"{self.n_queries} queries, {self.n_database} database clips; stretches and shifts rendered by "
+                 f"{cfg.stretch_method}.", "",
                  table_row(["method", "MRR vanilla", "MRR stretched", "MRR shifted",
                             *[f"{h} ({ref})" for h in hit_cols], f"MAP ({ref})", "ms/query",
                             f"speed-up vs {REFERENCE_METHOD}"]),
