@@ -27,8 +27,9 @@ def evaluate_from_args(args: argparse.Namespace, log: Callable[[str], None] | No
     with benchmarks/results_table.py)."""
     auto = args.protocol == "auto"  # then the protocol is set from the test items
     config = EvalConfig(protocol=EvalConfig.protocol if auto else args.protocol, conditions=tuple(args.conditions),
-                        stretch_method=args.stretch_method, methods=tuple(args.methods), cross_speaker=args.cross_speaker, max_queries=args.max_queries,
-                        batch_size=args.batch_size, seed=args.seed)
+                        stretch_method=args.stretch_method, methods=tuple(args.methods),
+                        cross_speaker=args.cross_speaker, max_queries=args.max_queries, batch_size=args.batch_size,
+                        seed=args.seed)
     return protocol.evaluate_manifest(args.model, args.manifest, config, auto_protocol=auto, test_split=args.test_split,
                                       train_split=args.train_split, device=args.device, log=log)
 

@@ -3,8 +3,8 @@
 Queries are transformed, the database never: ``vanilla``; ``stretch<R>``: time stretch at rate R, pitch
 kept (R < 1 slows down: a ``stretch0.8`` query lasts 1.25x as long); ``shift<S>``: pitch shift by S
 semitones, duration kept. Stretches and shifts are rendered by the phase vocoder or by WSOLA
-(:data:`~wav2tok_core.audio.augment.STRETCH_METHODS`). Reports group them as in the paper: "stretched" is the mean over the stretch
-conditions, "shifted" the mean over the shift conditions.
+(:data:`~wav2tok_core.audio.augment.STRETCH_METHODS`). Reports group them as in the paper: "stretched" is the
+mean over the stretch conditions, "shifted" the mean over the shift conditions.
 """
 from __future__ import annotations
 
