@@ -8,6 +8,10 @@ import torch
 from wav2tok_core.audio.config import FeatureConfig
 from wav2tok_core.audio.features import FeatureExtractor
 from wav2tok_core.audio.notes import NoteConfig, interval_tokens, note_intervals, segment_notes
+from wav2tok_core.model.config import ModelConfig
+from wav2tok_core.model.tokens import collapse, token_string
+from wav2tok_core.model.wav2tok import Wav2Tok
+from wav2tok_core.search.batch import recording_index
 from wav2tok_core.eval.baselines import NOTE_GAP, note_alignment_scores
 
 FRAME_S = 0.016
@@ -73,12 +77,45 @@ def note_representation(pitches: list[float], note_s: float, sr: int = 16000,
                         representation: str = "notes") -> np.ndarray:
     """The ``notes`` (or another) pitch features of a legato sine melody, one row per run of equal frames (one per
     note)."""
+    extractor = FeatureExtractor(FeatureConfig(kind="pitch", sr=sr, pitch_repr=representation))
+    feats = extractor(legato(pitches, note_s, sr)[None], torch.tensor([legato(pitches, note_s, sr).numel()]))[0]
+    starts = extractor.note_starts(feats)[0].numpy()
+    starts[0] = True
+    return feats[0].numpy()[starts]
+
+
+def legato(pitches: list[float], note_s: float, sr: int = 16000) -> torch.Tensor:
+    """A sine melody ``(N,)``: each MIDI pitch held ``note_s`` seconds, no gaps."""
     f0 = np.repeat(440 * 2 ** ((np.array(pitches) - 69) / 12), int(sr * note_s))
-    wave = torch.tensor(0.3 * np.sin(2 * np.pi * np.cumsum(f0) / sr), dtype=torch.float32)
-    feats = FeatureExtractor(FeatureConfig(kind="pitch", sr=sr, pitch_repr=representation))(
-        wave[None], torch.tensor([wave.numel()]))[0][0].numpy()
-    change = np.r_[True, np.abs(np.diff(feats, axis=0)).max(axis=1) > 1e-6]
-    return feats[change]
+    return torch.tensor(0.3 * np.sin(2 * np.pi * np.cumsum(f0) / sr), dtype=torch.float32)
+
+
+@pytest.mark.parametrize("representation", ["notes", "intervals"])
+def test_note_starts_mark_every_note_of_note_level_features_only(representation: str) -> None:
+    tune = [60, 62, 64, 66, 65]  # three equal steps in a row: the features still change at each note
+    wave = legato(tune, 0.25)
+    note_level = FeatureExtractor(FeatureConfig(kind="pitch", pitch_repr=representation))
+    starts = note_level.note_starts(note_level(wave[None], torch.tensor([wave.numel()]))[0])[0]
+    assert int(starts.sum()) == len(tune) - 1  # the first note starts at frame 0, where every run starts
+    for frame_level in (FeatureConfig(kind="pitch", pitch_repr="chroma"), FeatureConfig()):
+        extractor = FeatureExtractor(frame_level)
+        assert not extractor.note_starts(extractor(wave[None], torch.tensor([wave.numel()]))[0]).any()
+
+
+def test_a_note_level_model_has_one_token_per_note_in_every_string_and_span() -> None:
+    """An MLP over intervals gives equal steps equal tokens; its strings still keep one token per note (the
+    index's spans and the archive tokenizer's runs too), where collapsing equal tokens would merge them."""
+    tune = [60, 62, 64, 66, 65]
+    wave = legato(tune, 0.25)
+    model = Wav2Tok(ModelConfig(features=FeatureConfig(kind="pitch", pitch_repr="intervals"), use_context=False,
+                                emb_dim=16, num_tokens=12))
+    string = model.tokenize([wave])[0]
+    frames, starts = model.frame_tokens_and_starts([wave])[0]
+    assert len(string) == len(tune) and len(collapse(frames)) < len(tune)  # +2 +2 +2: the same token
+    assert string == token_string(frames, False, starts)
+    index = recording_index(model, {"r": wave})
+    assert index.tokens.tolist() == string and index.starts_s.size == len(tune)
+    assert np.diff(index.starts_s).min() > 0.2  # each token spans one note (0.25 s), none a single frame
 
 
 def test_note_features_hold_per_note_and_ignore_key_and_tempo() -> None:

@@ -49,3 +49,16 @@ def test_kept_repeats_give_one_token_and_one_frame_span_per_frame(frames: list[i
 def test_kept_repeats_example() -> None:
     assert token_string(torch.tensor([3, 3, 7]), keep_repeats=True) == [3, 3, 7]
     assert token_spans([3, 3, 5], 0.25, keep_repeats=True) == [(3, 0.0, 0.25), (3, 0.25, 0.5), (5, 0.5, 0.75)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.booleans()), min_size=1, max_size=40))
+def test_runs_also_end_where_a_note_starts(frames: list[tuple[int, bool]]) -> None:
+    tokens, starts = [t for t, _ in frames], [s for _, s in frames]
+    ids, first, ends = runs(tokens, starts)
+    assert first[0] == 0 and ends[-1] == len(tokens) and (first[1:] == ends[:-1]).all()  # they tile the frames
+    for a, e, t in zip(first, ends, ids):
+        assert set(tokens[a:e]) == {t} and not any(starts[a + 1:e])  # one token, no note start inside
+    cut = {i for i in range(1, len(tokens)) if tokens[i] != tokens[i - 1] or starts[i]}
+    assert set(first[1:].tolist()) == cut  # and nowhere else
+    assert token_string(tokens, False, starts) == ids.tolist() == [t for t, *_ in token_spans(tokens, 1.0, False, starts)]

@@ -9,6 +9,7 @@ from ..config import require
 FEATURE_KINDS = ("stft", "logmel", "mfcc", "pitch")
 PITCH_DIMS = {"chroma": 5, "contour": 4, "notes": 4, "intervals": 1}  # channels; see audio.pitch.pitch_features
 PITCH_REPRS = tuple(PITCH_DIMS)
+NOTE_REPRS = ("notes", "intervals")  # pitch representations that hold one value per note, not per frame
 F0_TRACKERS = ("yin", "crepe", "pesto")  # see wav2tok_core.audio.f0
 NEURAL_F0_PACKAGES = {"crepe": "torchcrepe", "pesto": "pesto"}  # the pip extra "pitch" installs them
 
@@ -60,6 +61,12 @@ class FeatureConfig:
     def frame_s(self) -> float:
         """Seconds per frame step (hop)."""
         return self.hop_length / self.sr
+
+    @property
+    def note_level(self) -> bool:
+        """Whether every frame holds its note's values (pitch ``notes`` / ``intervals``): the model's strings
+        then have one token per note (:meth:`FeatureExtractor.note_starts`)."""
+        return self.kind == "pitch" and self.pitch_repr in NOTE_REPRS
 
     @property
     def dim(self) -> int:

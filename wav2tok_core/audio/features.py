@@ -55,6 +55,15 @@ class FeatureExtractor(nn.Module):
         """Feature size F."""
         return self.config.dim
 
+    def note_starts(self, feats: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, T, F)`` -> ``(B, T)`` bool: the frames where a new note starts, for note-level pitch
+        representations (``config.note_level``: a frame whose features differ from the previous frame's, since
+        every frame holds its note's values); all False for frame-level features."""
+        starts = torch.zeros(feats.shape[:2], dtype=torch.bool, device=feats.device)
+        if self.config.note_level:
+            starts[:, 1:] = (feats[:, 1:] != feats[:, :-1]).any(dim=-1)
+        return starts
+
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Frames per clip for ``(B,)`` sample counts (centred frames: ``1 + N // hop``)."""
         return 1 + torch.div(lengths, self.config.hop_length, rounding_mode="floor")

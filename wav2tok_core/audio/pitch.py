@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
-from .config import PITCH_DIMS, PITCH_REPRS
+from .config import NOTE_REPRS, PITCH_DIMS, PITCH_REPRS
 from .frames import masked_standardize
 from .notes import fold_octave, note_runs
 
@@ -175,7 +175,7 @@ def pitch_features(frames: torch.Tensor, mask: torch.Tensor, f0: torch.Tensor, p
     loudest = torch.where(mask, power, torch.zeros_like(power)).amax(dim=1, keepdim=True)
     voiced = mask & periodic & (power > loudest * 10 ** (SILENCE_DB / 10))
     midi = 69.0 + 12.0 * torch.log2(f0 / 440.0)
-    if representation in ("notes", "intervals"):
+    if representation in NOTE_REPRS:
         notes = [_note_frames(m, v, frame_s, normalize, PITCH_DIMS[representation])
                  for m, v in zip(midi.cpu().numpy(), voiced.cpu().numpy())]
         return torch.from_numpy(np.stack(notes)).to(frames.device, frames.dtype) * mask[..., None]

@@ -298,8 +298,9 @@ class EncoderKMeansTokens(ModelTokens):
 
 @register("wav2tok-collapsed", "wav2tok-repeats")
 class ModelTokenStrings(ModelTokens):
-    """``wav2tok-collapsed`` / ``wav2tok-repeats``: the model's tokens as collapsed strings, or with one token
-    per frame, whatever the model's ``keep_repeats`` says: what keeping durations in the strings changes."""
+    """``wav2tok-collapsed`` / ``wav2tok-repeats``: the model's tokens as collapsed strings (one token per note
+    at least, over note-level features), or with one token per frame, whatever the model's ``keep_repeats``
+    says: what keeping durations in the strings changes."""
 
     def __init__(self, name: str, context: MethodContext) -> None:
         super().__init__(name, context)

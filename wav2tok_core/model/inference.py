@@ -1,8 +1,8 @@
 """Batched inference for the tokenizer: clip loading, windows for long recordings, length-sorted batches.
 
 :class:`Inference` is a mixin: the class using it provides ``config`` (a ModelConfig), ``device``,
-``encode(waves, lengths) -> (h, frame_lengths)`` and ``logits(h)``; it adds ``embed``, ``frame_tokens``
-and ``tokenize`` on paths or waveforms of any length.
+``features`` (a FeatureExtractor), ``encode_features(feats, frame_lengths) -> h`` and ``logits(h)``; it adds
+``embed``, ``frame_tokens``, ``frame_tokens_and_starts`` and ``tokenize`` on paths or waveforms of any length.
 Shapes: B batch, N samples, T frames, D code size.
 """
 from __future__ import annotations
@@ -71,9 +71,10 @@ class Inference:
             windows.append((wave, lo, hi))
         return windows
 
-    def _per_frame(self, clips: list[torch.Tensor], fn: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
-                   chunk_s: float, overlap_s: float = 2.0) -> list[torch.Tensor]:
-        """Apply ``fn``: h ``(B, T, D)`` -> ``(B, T, ...)`` to every clip; returns per-clip ``(T_i, ...)`` CPU tensors.
+    def _per_frame(self, clips: list[torch.Tensor], fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                   batch_size: int, chunk_s: float, overlap_s: float = 2.0) -> list[torch.Tensor]:
+        """Apply ``fn``: (h ``(B, T, D)``, features ``(B, T, F)``) -> ``(B, T, ...)`` to every clip; returns
+        per-clip ``(T_i, ...)`` CPU tensors.
 
         Clips are run in length-sorted batches of at most ``batch_size`` items and ``MAX_BATCH_SECONDS``
         of padded audio, in eval mode; clips longer than ``chunk_s`` seconds go in overlapping windows
@@ -89,8 +90,9 @@ class Inference:
             with torch.inference_mode():
                 for idx in batches:
                     waves, lengths = pad_batch([pieces[p][1] for p in idx])
-                    h, _ = self.encode(waves.to(self.device), lengths.to(self.device))
-                    for p, out in zip(idx, fn(h).cpu()):
+                    feats, frame_lengths = self.features(waves.to(self.device), lengths.to(self.device))
+                    h = self.encode_features(feats, frame_lengths)
+                    for p, out in zip(idx, fn(h, feats).cpu()):
                         outputs[p] = out[pieces[p][2] : pieces[p][3]]
         finally:
             self.train(was_training)
@@ -102,19 +104,31 @@ class Inference:
     def embed(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32,
               chunk_s: float = 60.0) -> list[torch.Tensor]:
         """Unit frame vectors per clip: list of ``(T_i, D)`` CPU tensors."""
-        return self._per_frame(self.load_clips(audio, sr), lambda h: h, batch_size, chunk_s)
+        return self._per_frame(self.load_clips(audio, sr), lambda h, _: h, batch_size, chunk_s)
 
     def frame_tokens(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32,
                      chunk_s: float = 60.0) -> list[torch.Tensor]:
         """Frame-level token ids per clip (before collapsing): list of ``(T_i,)`` int64 CPU tensors."""
-        return self._per_frame(self.load_clips(audio, sr), lambda h: self.logits(h).argmax(-1), batch_size, chunk_s)
+        return self._per_frame(self.load_clips(audio, sr), lambda h, _: self.logits(h).argmax(-1), batch_size,
+                               chunk_s)
+
+    def frame_tokens_and_starts(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32,
+                                chunk_s: float = 60.0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Frame-level token ids ``(T_i,)`` int64 and note starts ``(T_i,)`` bool per clip (all False unless the
+        features are note-level: ``FeatureExtractor.note_starts``); what every string and span is cut from
+        (:func:`~wav2tok_core.model.tokens.runs`)."""
+        def tokens_and_starts(h: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:  # -> (B, T, 2) int64
+            return torch.stack([self.logits(h).argmax(-1), self.features.note_starts(feats).long()], dim=-1)
+        pairs = self._per_frame(self.load_clips(audio, sr), tokens_and_starts, batch_size, chunk_s)
+        return [(pair[:, 0], pair[:, 1].bool()) for pair in pairs]
 
     def tokenize(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32,
                  chunk_s: float = 60.0, keep_repeats: bool | None = None) -> list[list[int]]:
-        """Token strings per clip, ids in [0, K): consecutive repeats collapsed, or one token per frame with
-        ``keep_repeats`` (default: the model config's).
+        """Token strings per clip, ids in [0, K): consecutive repeats collapsed (one token per note at least, for
+        note-level features), or one token per frame with ``keep_repeats`` (default: the model config's).
 
         Clips longer than ``chunk_s`` seconds are tokenized in overlapping windows joined frame by frame.
         """
         keep = self.config.keep_repeats if keep_repeats is None else keep_repeats
-        return [token_string(t, keep) for t in self.frame_tokens(audio, sr, batch_size, chunk_s)]
+        return [token_string(t, keep, starts) for t, starts in self.frame_tokens_and_starts(audio, sr, batch_size,
+                                                                                               chunk_s)]

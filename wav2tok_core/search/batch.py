@@ -32,7 +32,8 @@ def tokenize_files(model: Wav2Tok, paths: Sequence[Path], batch_size: int = 32, 
         (:func:`wav2tok_core.model.tokens.token_runs`); failed: ``[{"path", "reason"}]``.
     """
     keep = model.config.keep_repeats
-    encode = ((lambda clips: [token_runs(f, keep) for f in model.frame_tokens(clips, batch_size=batch_size)]) if times
+    encode = ((lambda clips: [token_runs(f, keep, starts) for f, starts in
+                              model.frame_tokens_and_starts(clips, batch_size=batch_size)]) if times
               else (lambda clips: model.tokenize(clips, batch_size=batch_size)))
     if batch_size < 1:
         raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
@@ -61,7 +62,8 @@ def recording_index(model: Wav2Tok, recordings: Mapping[str, torch.Tensor], batc
     """Token strings with token times of recordings (id -> waveform ``(N,)`` at the model's rate, any length)."""
     frame_s = model.config.features.frame_s
     strings, times = {}, {}
-    for rid, frames in zip(recordings, model.frame_tokens(list(recordings.values()), batch_size=batch_size)):
-        spans = token_spans(frames, frame_s, model.config.keep_repeats)
+    per_clip = model.frame_tokens_and_starts(list(recordings.values()), batch_size=batch_size)
+    for rid, (frames, starts) in zip(recordings, per_clip):
+        spans = token_spans(frames, frame_s, model.config.keep_repeats, starts)
         strings[rid], times[rid] = [t for t, _, _ in spans], [(start, end) for _, start, end in spans]
     return RecordingIndex.from_strings(strings, times)

@@ -50,8 +50,8 @@ def retrieval_scores(model: Wav2Tok, queries: Sequence[torch.Tensor], database: 
     (:func:`codebook_health`; ``labels``: the database clips'). ``relevance``/``exclude``: ``(n_queries,
     n_db)`` bool."""
     keep = model.config.keep_repeats
-    d_frames = model.frame_tokens(list(database))
-    d_tokens = [token_string(f, keep) for f in d_frames]
+    d_frames, d_starts = zip(*model.frame_tokens_and_starts(list(database)))
+    d_tokens = [token_string(f, keep, starts) for f, starts in zip(d_frames, d_starts)]
     q_tokens = d_tokens if queries is database else model.tokenize(list(queries))
     result = ranking_metrics(edit_similarity_matrix(q_tokens, d_tokens), relevance, exclude)
     lengths = [len(t) for t in d_tokens]

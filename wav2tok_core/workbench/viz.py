@@ -86,17 +86,18 @@ def spectrogram_grid(waves: Sequence[torch.Tensor], titles: Sequence[str], sr: i
 
 
 def tokens_over_spectrogram(wave: torch.Tensor, sr: int, frame_tokens: Sequence[int], hop_s: float,
-                            num_tokens: int, title: str = "") -> Figure:
-    """Spectrogram with a coloured band of token segments below it; segments wide enough to read carry
-    their token id, and thin white lines mark every token change on the spectrogram. Built outside pyplot
-    (see the module docstring)."""
+                            num_tokens: int, title: str = "", note_starts: Sequence[bool] | None = None) -> Figure:
+    """Spectrogram with a coloured band of token segments below it (runs of a token, cut at ``note_starts``
+    too when given: :func:`~wav2tok_core.model.tokens.runs`); segments wide enough to read carry their token
+    id, and thin white lines mark where each segment starts on the spectrogram. Built outside pyplot (see the
+    module docstring)."""
     fig = Figure(figsize=(9, 3.6))
     ax, band = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [4, 1]})
     spectrogram(wave, sr, ax, title)
     ax.set_xlabel("")
     duration = wave.numel() / sr
     colors = token_colors(num_tokens)
-    for token, start, end in token_spans(frame_tokens, hop_s):
+    for token, start, end in token_spans(frame_tokens, hop_s, starts=note_starts):
         band.axvspan(start, min(end, duration), color=colors[token], alpha=0.9)
         if end - start >= 0.03 * duration:
             band.text((start + end) / 2, 0.5, str(token), ha="center", va="center", fontsize=7)

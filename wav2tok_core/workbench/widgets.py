@@ -19,6 +19,7 @@ from rapidfuzz.distance import Levenshtein
 
 from ..audio.augment import pitch_shift, time_stretch
 from ..data.manifest import ManifestItem
+from ..model.tokens import token_string
 from ..model.wav2tok import Wav2Tok
 from ..search.index import Hit, TokenIndex, encode_tokens
 from .viz import figure_png, tokens_over_spectrogram
@@ -65,6 +66,7 @@ class InspectorView:
     item: ManifestItem
     wave: torch.Tensor  # (N,) at the model's rate, augmented
     frame_tokens: list[int]  # (T,)
+    note_starts: list[bool]  # (T,) where a note starts (all False for frame-level features)
     tokens: list[int]  # the model's token string (collapsed unless it keeps repeats)
     neighbours: list[Neighbour]
     stretch: float = 1.0  # time-stretch rate applied (> 1 faster)
@@ -99,9 +101,10 @@ class TokenInspector:
             wave = pitch_shift(wave, shift)
         if stretch != 1.0:
             wave = time_stretch(wave, stretch)
-        frames = self.model.frame_tokens([wave])[0].tolist()
-        tokens = self.model.tokenize([wave])[0]
-        return InspectorView(item, wave, frames, tokens, self.neighbours(tokens, exclude=str(item.path)), stretch, shift)
+        frames, starts = self.model.frame_tokens_and_starts([wave])[0]
+        tokens = token_string(frames, self.model.config.keep_repeats, starts)
+        return InspectorView(item, wave, frames.tolist(), starts.tolist(), tokens,
+                             self.neighbours(tokens, exclude=str(item.path)), stretch, shift)
 
     def neighbours(self, tokens: list[int], exclude: str | None = None) -> list[Neighbour]:
         """Top-k index entries for ``tokens`` (the clip itself excluded), strings aligned."""
@@ -121,7 +124,7 @@ class TokenInspector:
         applied = f"time stretch x{view.stretch:g}, pitch shift {view.shift:+g} semitones"
         title = f"{view.item.path.name}  (label {view.item.label}; {applied}; {len(view.tokens)} tokens)"
         return tokens_over_spectrogram(view.wave, self.sr, view.frame_tokens, self.hop_s,
-                                       self.model.config.num_tokens, title)
+                                       self.model.config.num_tokens, title, view.note_starts)
 
     def neighbours_html(self, view: InspectorView, players: bool = True) -> str:
         """An HTML table of the neighbours: per neighbour its rank, file, label, score and (with ``players``)
