@@ -12,7 +12,8 @@ from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.tokens import collapse, token_string
 from wav2tok_core.model.wav2tok import Wav2Tok
 from wav2tok_core.search.batch import recording_index
-from wav2tok_core.eval.baselines import NOTE_GAP, note_alignment_scores
+from wav2tok_core.eval.baselines import NOTE_GAP, KMeansTokenizer, note_alignment_scores
+from wav2tok_core.eval.methods import Featurizer
 
 FRAME_S = 0.016
 
@@ -150,3 +151,13 @@ def test_interval_tokens_round_fold_and_ignore_key() -> None:
     moved = notes + np.array([0, 0, 7.0])
     assert interval_tokens(moved) == interval_tokens(notes)
     assert interval_tokens(notes[:1]) == [] and interval_tokens(np.zeros((0, 3))) == []
+
+
+def test_k_means_tokens_over_note_level_features_have_one_token_per_note() -> None:
+    """The ``vq-pitch`` baseline cuts its strings like the model: +2 +2 +2 stay three tokens."""
+    tune = [60, 62, 64, 66, 65]
+    featurizer = Featurizer(FeatureConfig(kind="pitch", pitch_repr="intervals"))
+    features = featurizer([legato(tune, 0.25)])
+    kmeans = KMeansTokenizer(3).fit(features)
+    assert len(kmeans.tokenize(features, featurizer.note_starts(features))[0]) == len(tune)
+    assert len(kmeans.tokenize(features)[0]) < len(tune)

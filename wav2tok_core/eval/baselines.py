@@ -323,8 +323,10 @@ class KMeansTokenizer:
             raise RuntimeError("KMeansTokenizer is not fitted")
         return self._kmeans.cluster_centers_
 
-    def tokenize(self, features: Sequence[np.ndarray]) -> list[list[int]]:
-        """Token string (collapsed centroid ids) of each (T, F) array."""
+    def tokenize(self, features: Sequence[np.ndarray],
+                 note_starts: Sequence[np.ndarray] | None = None) -> list[list[int]]:
+        """Token string (collapsed centroid ids) of each (T, F) array; runs are also cut at each array's
+        ``note_starts`` ``(T,)`` bool when given, as a note-level model's strings are."""
         if self._kmeans is None:
             raise RuntimeError("KMeansTokenizer is not fitted")
         if not len(features):
@@ -332,7 +334,8 @@ class KMeansTokenizer:
         arrays = [np.asarray(f, dtype=np.float32) for f in features]
         labels = self._kmeans.predict(np.concatenate(arrays))
         bounds = np.cumsum([a.shape[0] for a in arrays])[:-1]
-        return [collapse(part) for part in np.split(labels, bounds)]
+        starts = note_starts if note_starts is not None else [None] * len(arrays)
+        return [collapse(part, cut) for part, cut in zip(np.split(labels, bounds), starts)]
 
 
 def vq_score_matrix(tokenizer: KMeansTokenizer, queries: Sequence[np.ndarray], database: Sequence[np.ndarray]) -> np.ndarray:

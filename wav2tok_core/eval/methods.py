@@ -91,6 +91,11 @@ class Featurizer:
                     out[i] = np.ascontiguousarray(x[:t], dtype=np.float32)
         return out
 
+    def note_starts(self, features: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per clip ``(T_i, F)`` features -> ``(T_i,)`` bool note starts (all False for frame-level features;
+        :meth:`~wav2tok_core.audio.features.FeatureExtractor.note_starts`)."""
+        return [self.extractor.note_starts(torch.from_numpy(f)[None])[0].numpy() for f in features]
+
 
 def baseline_features(model_features: FeatureConfig, kind: str) -> FeatureConfig:
     """The baselines' front end: ``kind`` ("mfcc": 13 + deltas, "logmel" or "pitch") with the model's rate,
@@ -436,7 +441,7 @@ class NoteIntervalTokens(TokenMethod):
 class FeatureKMeansTokens(TokenMethod):
     """``vq-mfcc`` / ``vq-logmel`` / ``vq-pitch``: k-means tokens of a baseline front end + edit similarity
     (:class:`KMeansTokenizer`, K = the model's ``num_tokens``, fitted on the frames of the train clips only,
-    never on test clips)."""
+    never on test clips). Over note-level pitch features a string has one token per note, as the model's has."""
 
     needs_train = True
 
@@ -447,7 +452,8 @@ class FeatureKMeansTokens(TokenMethod):
         self.kmeans = KMeansTokenizer(context.model.config.num_tokens, seed=context.seed).fit(train)
 
     def tokenize(self, waves: list[torch.Tensor]) -> list[list[int]]:
-        return self.kmeans.tokenize(self.featurizer(waves))
+        features = self.featurizer(waves)
+        return self.kmeans.tokenize(features, self.featurizer.note_starts(features))
 
 
 METHODS = method_names()  # the built-in methods; method_names() also lists those registered later
