@@ -8,12 +8,12 @@ import torch
 from wav2tok_core.audio.config import FeatureConfig
 from wav2tok_core.audio.features import FeatureExtractor
 from wav2tok_core.audio.notes import NoteConfig, interval_tokens, note_intervals, segment_notes
+from wav2tok_core.eval.baselines import NOTE_GAP, KMeansTokenizer, note_alignment_scores
+from wav2tok_core.eval.methods import Featurizer
 from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.tokens import collapse, token_string
 from wav2tok_core.model.wav2tok import Wav2Tok
 from wav2tok_core.search.batch import recording_index
-from wav2tok_core.eval.baselines import NOTE_GAP, KMeansTokenizer, note_alignment_scores
-from wav2tok_core.eval.methods import Featurizer
 
 FRAME_S = 0.016
 
@@ -79,7 +79,8 @@ def note_representation(pitches: list[float], note_s: float, sr: int = 16000,
     """The ``notes`` (or another) pitch features of a legato sine melody, one row per run of equal frames (one per
     note)."""
     extractor = FeatureExtractor(FeatureConfig(kind="pitch", sr=sr, pitch_repr=representation))
-    feats = extractor(legato(pitches, note_s, sr)[None], torch.tensor([legato(pitches, note_s, sr).numel()]))[0]
+    wave = legato(pitches, note_s, sr)
+    feats = extractor(wave[None], torch.tensor([wave.numel()]))[0]
     starts = extractor.note_starts(feats)[0].numpy()
     starts[0] = True
     return feats[0].numpy()[starts]
@@ -105,7 +106,7 @@ def test_note_starts_mark_every_note_of_note_level_features_only(representation:
 
 def test_a_note_level_model_has_one_token_per_note_in_every_string_and_span() -> None:
     """An MLP over intervals gives equal steps equal tokens; its strings still keep one token per note (the
-    index's spans and the archive tokenizer's runs too), where collapsing equal tokens would merge them."""
+    spotting index's spans too), where collapsing equal tokens would merge them."""
     tune = [60, 62, 64, 66, 65]
     wave = legato(tune, 0.25)
     model = Wav2Tok(ModelConfig(features=FeatureConfig(kind="pitch", pitch_repr="intervals"), use_context=False,
