@@ -60,7 +60,7 @@ class Condition:
         """Report group: "vanilla", "stretched" or "shifted"."""
         return _GROUP_OF_KIND[self.kind]
 
-    def apply(self, wave: torch.Tensor, method: str = "vocoder") -> torch.Tensor:
+    def apply(self, wave: torch.Tensor, method: str) -> torch.Tensor:
         """Transform a query ``(N,)`` -> ``(N',)``; N' = round(N / rate) for a stretch, N otherwise. ``method``
         renders stretches and shifts (``"vocoder"`` or ``"wsola"``)."""
         if self.kind == "stretch":
@@ -71,7 +71,7 @@ class Condition:
 
 
 def transform_queries(condition: Condition, clips: Sequence[EvalClip], min_samples: int,
-                      skipped: list[dict[str, str]], method: str = "vocoder") -> tuple[list[int], list[EvalClip]]:
+                      skipped: list[dict[str, str]], method: str) -> tuple[list[int], list[EvalClip]]:
     """Apply ``condition`` (rendered by ``method``) to each query clip; returns (kept positions in ``clips``,
     transformed clips).
 

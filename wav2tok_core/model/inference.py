@@ -109,8 +109,7 @@ class Inference:
     def frame_tokens(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32,
                      chunk_s: float = 60.0) -> list[torch.Tensor]:
         """Frame-level token ids per clip (before collapsing): list of ``(T_i,)`` int64 CPU tensors."""
-        return self._per_frame(self.load_clips(audio, sr), lambda h, _: self.logits(h).argmax(-1), batch_size,
-                               chunk_s)
+        return [tokens for tokens, _ in self.frame_tokens_and_starts(audio, sr, batch_size, chunk_s)]
 
     def frame_tokens_and_starts(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32,
                                 chunk_s: float = 60.0) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -120,7 +119,7 @@ class Inference:
         def tokens_and_starts(h: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:  # -> (B, T, 2) int64
             return torch.stack([self.logits(h).argmax(-1), self.features.note_starts(feats).long()], dim=-1)
         pairs = self._per_frame(self.load_clips(audio, sr), tokens_and_starts, batch_size, chunk_s)
-        return [(pair[:, 0], pair[:, 1].bool()) for pair in pairs]
+        return [(pair[:, 0].contiguous(), pair[:, 1].bool()) for pair in pairs]
 
     def tokenize(self, audio: Audio | Sequence[Audio], sr: int | None = None, batch_size: int = 32,
                  chunk_s: float = 60.0, keep_repeats: bool | None = None) -> list[list[int]]:
