@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from wav2tok_core.audio.augment import STRETCH_METHODS, AugmentConfig, pitch_shift, time_stretch
+from wav2tok_core.audio.augment import STRETCH_METHODS, AugmentConfig, augment, pitch_shift, time_stretch, vtlp, vtlp_warp
 from wav2tok_core.data.reference_bin import items_from_split
 from wav2tok_core.errors import ConfigError, DataFormatError
 from wav2tok_core.train.data import ClipStore, DataConfig, EpochSampler, PairDataset, collate
@@ -193,6 +193,62 @@ def test_wsola_keeps_a_voiced_tone_intact_and_moves_its_events_in_time(rate: flo
         assert torch.fft.rfft(piece).abs().argmax().item() * sr / piece.numel() == pytest.approx(hz, rel=0.02)
 
 
+@pytest.mark.parametrize("alpha", [0.85, 1.15])
+def test_vtlp_moves_partials_by_alpha_and_keeps_duration_and_level(alpha: float) -> None:
+    """Two partials below the warp's knee land at alpha times their frequency, in one coherent piece: the level
+    changes by the lobe width (about alpha), not by cancellation between frames."""
+    sr, n = 16000, 16000
+    t = torch.arange(n) / sr
+    tone = torch.sin(2 * math.pi * 1010 * t) + 0.5 * torch.sin(2 * math.pi * 2020 * t)
+    warped = vtlp(tone, alpha)
+    spectrum = torch.fft.rfft(warped).abs()  # 1 Hz bins
+    assert warped.numel() == n
+    assert spectrum[:1500].argmax().item() == pytest.approx(1010 * alpha, rel=0.005)
+    assert 1500 + spectrum[1500:].argmax().item() == pytest.approx(2020 * alpha, rel=0.005)
+    assert warped.pow(2).mean().item() / tone.pow(2).mean().item() == pytest.approx(alpha, abs=0.25)
+    assert torch.equal(vtlp(tone, 1.0), tone)
+
+
+def test_vtlp_warp_is_monotone_and_keeps_both_ends() -> None:
+    f = torch.linspace(0, 1, 101).numpy()
+    for alpha in (0.8, 1.0, 1.2):
+        w = vtlp_warp(f, alpha)
+        assert w[0] == 0.0 and w[-1] == pytest.approx(1.0) and (w[1:] > w[:-1]).all()
+        assert w[10] == pytest.approx(alpha * f[10])  # linear below the knee
+
+
+def test_augment_applies_vtlp_only_when_asked() -> None:
+    sr = 16000
+    tone = torch.sin(2 * math.pi * 1000 * torch.arange(sr) / sr)
+    only_vtlp = replace(NO_AUG, p_vtlp=1.0, vtlp_alpha=(1.2, 1.2))
+    warped = augment(tone, only_vtlp, torch.Generator().manual_seed(0))
+    assert torch.fft.rfft(warped).abs().argmax().item() == pytest.approx(1200, abs=2)
+    assert torch.equal(augment(tone, NO_AUG, torch.Generator().manual_seed(0)), tone)
+    with pytest.raises(ConfigError, match="augment.vtlp_alpha"):
+        AugmentConfig(vtlp_alpha=(0.0, 1.1))
+    with pytest.raises(ConfigError, match="augment.p_vtlp"):
+        AugmentConfig(p_vtlp=1.5)
+
+
+def test_perturbed_pairs_pair_that_share_of_anchors_with_a_copy_of_themselves(tiny_data) -> None:
+    only_vtlp = replace(NO_AUG, p_vtlp=1.0)
+    always = make(tiny_data, is_dict=True, perturbed_pairs=1.0, augment=only_vtlp)
+    for index in range(len(always)):
+        item = always[index]
+        assert bool(item["copy"]) and item["positive"].numel() == item["anchor"].numel()
+        assert clip_of(always, item["positive"]) is None  # warped, not a stored clip
+        assert int(item["label"]) == always.anchors[index][0]
+    half = make(tiny_data, is_dict=True, perturbed_pairs=0.5, augment=only_vtlp)
+    copies = [bool(half[i]["copy"]) for e in range(4) for i in range(len(half)) if half.set_epoch(e) is None]
+    assert 0 < sum(copies) < len(copies)
+    never = make(tiny_data, is_dict=True, augment=only_vtlp)
+    assert not any(bool(never[i]["copy"]) for i in range(len(never)))
+    with pytest.raises(ConfigError, match="perturbed_pairs.*is_dict"):
+        DataConfig(perturbed_pairs=0.5)
+    with pytest.raises(ConfigError, match="perturbed_pairs: 1.5"):
+        DataConfig(is_dict=True, perturbed_pairs=1.5)
+
+
 def test_unknown_stretch_method_is_named() -> None:
     with pytest.raises(ConfigError, match="'sola'"):
         time_stretch(torch.zeros(100), 0.8, "sola")
@@ -214,3 +270,4 @@ def test_augmentations_work_on_very_short_clips(n: int, method: str) -> None:
     assert time_stretch(wave, 0.8, method).numel() == round(n / 0.8)
     assert time_stretch(wave, 1.25, method).numel() == max(1, round(n / 1.25))
     assert pitch_shift(wave, 3.0, method).numel() == n
+    assert vtlp(wave, 1.1).numel() == n

@@ -32,6 +32,9 @@ VALUES = {
     "clip_duration": ("1.5", 1.5), "sample_subdataset": ("True", True), "subdata_split": ("0.3", 0.3),
     "aug_pitch": (["-2", "2"], (-2.0, 2.0)), "aug_stretch": (["0.8", "1.2"], (0.8, 1.2)),
     "aug_noise_snr": (["5", "20"], (5.0, 20.0)), "aug_gain": (["-3", "3"], (-3.0, 3.0)),
+    "aug_vtlp": (["0.85", "1.15"], (0.85, 1.15)), "aug_p_pitch": ("0.2", 0.2), "aug_p_stretch": ("0.3", 0.3),
+    "aug_p_noise": ("0.1", 0.1), "aug_p_gain": ("0.6", 0.6), "aug_p_vtlp": ("0.7", 0.7),
+    "perturbed_pairs": ("0.5", 0.5),
     "debug": ("1", True), "device": ("cpu", "cpu"), "cluster_split": ("0.5", 0.5), "iter_clust": ("77", 77),
     "batch_size": ("9", 9), "EPOCHS": ("13", 13), "autosave": ("2", 2), "patience": ("3", 3),
     "name": ("exp1", "exp1"), "epoch_start": ("4", 4), "learning_rate": ("0.01", 0.01),
@@ -59,7 +62,7 @@ def test_flag_reaches_its_config_field(flag: str) -> None:
     argv = ["--dataset", "audios"] if flag != "dataset" else []
     if flag == "nhead":
         argv += ["--use_transformer", "True"]
-    if flag == "positive_other_speaker":
+    if flag in ("positive_other_speaker", "perturbed_pairs"):
         argv += ["--is_dict", "True"]
     argv += [f"--{flag}", *(text if isinstance(text, list) else [text])]
     spec = parse_args(argv)

@@ -32,6 +32,9 @@ class DataConfig:
     positive_other_speaker: bool = False  # dict data: draw the positive from another speaker of the anchor's
     #                                       class when the class has one (needs speaker ids: a manifest);
     #                                       +0.04 cross-speaker MRR on FSDD (README)
+    perturbed_pairs: float = 0.0  # dict data: share of items whose positive is an augmented copy of the anchor
+    #                               itself (e.g. with augment.p_vtlp, another vocal-tract length) instead of a
+    #                               clip of its class; such pairs need no labels and align by the exact time map
     same_length: bool = False  # time-stretch positive/negative to the anchor's length
     clip: bool = False  # random crop of every clip to clip_duration
     clip_duration: float = 3.0  # seconds kept when clip is on
@@ -46,6 +49,11 @@ class DataConfig:
             raise ConfigError(f"clip_duration: {self.clip_duration} must be > 0 seconds")
         if not 0.0 < self.subdata_split <= 1.0:
             raise ConfigError(f"subdata_split: {self.subdata_split} must be in (0, 1]")
+        if not 0.0 <= self.perturbed_pairs <= 1.0:
+            raise ConfigError(f"perturbed_pairs: {self.perturbed_pairs} must be a share in [0, 1]")
+        if self.perturbed_pairs > 0 and not self.is_dict:
+            raise ConfigError("perturbed_pairs: list data already pairs every clip with an augmented copy; "
+                              "it needs is_dict")
         if self.positive_other_speaker and not self.is_dict:
             raise ConfigError("positive_other_speaker: positives come from other clips only with is_dict")
 
@@ -84,7 +92,8 @@ class PairDataset(Dataset):
     class (never the anchor itself; with ``positive_other_speaker``, one of another speaker, from the
     items' speakers, when the class has one), augmented when ``apply_augmentation``; a class with one clip
     uses an augmented copy when augmentation is on, and is an error otherwise. ``is_single`` keeps the
-    grouping but always pairs an anchor with an augmented copy of itself.
+    grouping but always pairs an anchor with an augmented copy of itself; ``perturbed_pairs`` does so for
+    that share of the items.
     """
 
     def __init__(self, items: Sequence[ManifestItem], store: ClipStore, config: DataConfig, sr: int,
@@ -158,7 +167,9 @@ class PairDataset(Dataset):
         cfg, gen = self.config, item_generator(self.seed, self.epoch, index)
         cls, clip = self.anchors[index]
         anchor = self._crop(self.store.waves[clip], gen)
-        partner = self._partner(cls, clip, gen) if self.by_class else clip
+        # Drawn only when on, so runs without perturbed pairs keep their random stream.
+        perturbed = cfg.perturbed_pairs > 0 and float(torch.rand((), generator=gen)) < cfg.perturbed_pairs
+        partner = self._partner(cls, clip, gen) if self.by_class and not perturbed else clip
         positive = anchor if partner == clip else self._crop(self.store.waves[partner], gen)
         if partner == clip or cfg.apply_augmentation:
             positive = augment(positive, cfg.augment, gen)

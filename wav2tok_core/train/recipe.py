@@ -61,11 +61,14 @@ FLAGS: dict[str, tuple[str, str]] = {
     # Trainer(...) sampling
     "is_dict": ("data", "is_dict"), "is_triplet": ("data", "is_triplet"), "is_single": ("data", "is_single"),
     "is_pairwise": ("run", "is_pairwise"), "apply_augmentation": ("data", "apply_augmentation"),
-    "positive_other_speaker": ("data", "positive_other_speaker"),
+    "positive_other_speaker": ("data", "positive_other_speaker"), "perturbed_pairs": ("data", "perturbed_pairs"),
     "same_length": ("data", "same_length"), "clip": ("data", "clip"), "clip_duration": ("data", "clip_duration"),
     "sample_subdataset": ("data", "sample_subdataset"), "subdata_split": ("data", "subdata_split"),
     "aug_pitch": ("augment", "pitch_semitones"), "aug_stretch": ("augment", "stretch_rate"),
     "aug_noise_snr": ("augment", "noise_snr_db"), "aug_gain": ("augment", "gain_db"),
+    "aug_vtlp": ("augment", "vtlp_alpha"), "aug_p_pitch": ("augment", "p_pitch"),
+    "aug_p_stretch": ("augment", "p_stretch"), "aug_p_noise": ("augment", "p_noise"), "aug_p_gain": ("augment", "p_gain"),
+    "aug_p_vtlp": ("augment", "p_vtlp"),
     # Trainer(...), optimizer, scheduler, weights
     "debug": ("train", "debug"), "device": ("train", "device"), "cluster_split": ("train", "cluster_split"),
     "iter_clust": ("train", "iter_clust"), "batch_size": ("train", "batch_size"), "EPOCHS": ("train", "epochs"),
@@ -124,6 +127,13 @@ HELP = {
     "aug_stretch": "time-stretch rate range of augmented views",
     "aug_noise_snr": "noise SNR range of augmented views, dB",
     "aug_gain": "gain range of augmented views, dB",
+    "aug_vtlp": "vocal-tract-length warp factor range of augmented views (>1: formants move up)",
+    "aug_p_pitch": "probability that an augmented view is pitch-shifted (default 1)",
+    "aug_p_stretch": "probability that an augmented view is time-stretched (default 1)",
+    "aug_p_noise": "probability that an augmented view gets white noise (default 0.5)",
+    "aug_p_gain": "probability that an augmented view changes level (default 0.5)",
+    "aug_p_vtlp": "probability that an augmented view gets a vocal-tract-length warp (default 0)",
+    "perturbed_pairs": "dict data: share of anchors paired with an augmented copy of themselves (no label needed)",
     "use_cosine": "1: the matching loss scores prototypes by cosine instead of the learned similarity",
     "diversity_per_clip": "1: the diversity term's entropy is per clip (default), 0: over the batch",
     "is_dict": "1: the data is grouped by class and positives are other clips of the anchor's class",
@@ -182,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "patience", "epoch_start", "seed", "num_workers", "threads", "sr", "n_fft", "hop_length", "n_mels"):
         flag(name, type=int)
     for name in ("temp", "input_skip", "alpha", "beta", "dropout", "triplet_margin", "diversity", "cluster_split", "subdata_split",
-                 "clip_duration", "learning_rate", "warmup", "f0_min", "f0_max"):
+                 "clip_duration", "learning_rate", "warmup", "f0_min", "f0_max", "perturbed_pairs", "aug_p_pitch",
+                 "aug_p_stretch", "aug_p_noise", "aug_p_gain", "aug_p_vtlp"):
         flag(name, type=float)
     flag("grad_clip", type=lambda t: None if t.lower() == "none" else float(t))
     flag("train_steps", type=optional_int)
@@ -210,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("use_cosine", "diversity_per_clip", "is_dict", "is_triplet", "is_single", "is_pairwise", "apply_augmentation",
                  "positive_other_speaker", "same_length", "clip", "sample_subdataset", "progress", "keep_repeats"):
         boolean(name)
-    for name in ("aug_pitch", "aug_stretch", "aug_noise_snr", "aug_gain"):
+    for name in ("aug_pitch", "aug_stretch", "aug_noise_snr", "aug_gain", "aug_vtlp"):
         flag(name, type=float, nargs=2, metavar=("LOW", "HIGH"))
     return p
 
