@@ -8,6 +8,7 @@ features, have sd 0).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -24,11 +25,12 @@ from wav2tok_core.train.recipe import FLAGS, recipe_spec, run
 
 
 def parse_variant(text: str) -> dict[str, Any]:
-    """``"temp=0.05,iter_clust=25"`` -> ``{"temp": 0.05, "iter_clust": 25}``; ``"recipe"`` -> ``{}``."""
+    """``"temp=0.05,iter_clust=25"`` -> ``{"temp": 0.05, "iter_clust": 25}``; ``"recipe"`` -> ``{}``. A value may be
+    a YAML list (``"aug_vtlp=[0.85,1.15]"``): commas inside brackets do not separate flags."""
     if text == "recipe":
         return {}
     overrides = {}
-    for part in text.split(","):
+    for part in re.split(r",(?![^\[]*\])", text):
         key, sep, value = part.partition("=")
         if not sep or key not in FLAGS:
             raise SystemExit(f"variant {text!r}: {part!r} is not flag=value with a training flag")

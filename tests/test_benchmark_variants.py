@@ -14,6 +14,8 @@ def test_a_variant_is_training_flags_with_yaml_values() -> None:
     assert parse_variant("recipe") == {}
     assert parse_variant("pitch_repr=notes,use_context=false,num_tokens=50,temp=0.05") == {
         "pitch_repr": "notes", "use_context": False, "num_tokens": 50, "temp": 0.05}
+    assert parse_variant("aug_vtlp=[0.85,1.15],perturbed_pairs=0.5") == {"aug_vtlp": [0.85, 1.15],
+                                                                          "perturbed_pairs": 0.5}
 
 
 @pytest.mark.parametrize("text", ["no_such_flag=1", "pitch_repr", "temp=0.1,=3"])
