@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from wav2tok_core.audio.augment import time_stretch
 from wav2tok_core.data.reference_bin import write_reference_bin
-from wav2tok_core.errors import ConfigError
+from wav2tok_core.errors import CheckpointError, ConfigError
 from wav2tok_core.model.config import ModelConfig
 from wav2tok_core.model.wav2tok import Wav2Tok
 from wav2tok_core.train.objective import ObjectiveConfig, Wav2TokObjective, aligned_contrastive, linear_partners
@@ -183,3 +183,31 @@ def test_the_reconstruction_term_trains_in_both_stages_and_its_decoder_is_traini
     state = trainer.objective.training_state()["state_dict"]
     assert any(k.startswith("decoder.") for k in state)
     assert not any(k.startswith("decoder.") for k in trainer.model.checkpoint()["state_dict"])
+
+
+def test_one_stage_one_checkpoint_serves_several_em_stage_runs(tiny_data, tmp_path) -> None:
+    """Stage I saved at its last epoch (``--autosave``) is resumed by EM-stage runs with other EM-stage terms:
+    each starts from the stage-I weights, in the EM stage; one with the original flags ends where the original
+    run ended. A run that adds a training-only module (the reconstruction decoder) is refused in one line."""
+    flags = ("--stage1_epochs", "1", "--EPOCHS", "2", "--iter_clust", "100")
+    original = built(tiny_data, tmp_path, *flags, "--name", "full", "--autosave", "1")
+    original.fit()
+    stage_one = tmp_path / "w" / "full" / "epoch_1.pt"
+    stage_one_weights = torch.load(stage_one, weights_only=False)["model"]["state_dict"]
+
+    def reuse(name: str, *extra: str):
+        return built(tiny_data, tmp_path, *flags, "--name", name, "--load_dir", str(stage_one), *extra)
+
+    same = reuse("same")
+    variant = reuse("token_prediction", "--token_prediction", "0.5")
+    for run in (same, variant):
+        assert run.step == run.batches_per_epoch and run.epoch == 1
+        assert all(torch.equal(v, stage_one_weights[k]) for k, v in run.model.state_dict().items())
+        run.fit()
+        assert len(run.history) == 1 and "train/matching" in run.history[0]
+    assert "train/token_prediction" in variant.history[0]
+    final = original.model.state_dict()
+    assert all(torch.equal(v, final[k]) for k, v in same.model.state_dict().items())
+    assert not all(torch.equal(v, final[k]) for k, v in variant.model.state_dict().items())
+    with pytest.raises(CheckpointError, match=r"epoch_1.pt: its training state differs in \['decoder'\]"):
+        reuse("reconstruction", "--reconstruction", "0.5")

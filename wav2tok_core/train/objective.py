@@ -19,6 +19,7 @@ from torch import nn
 
 from ..audio.frames import frame_mask
 from ..config import require, to_dict
+from ..errors import CheckpointError
 from ..eval.baselines import dtw_partners
 from ..model.tokens import collapse_batch
 from ..model.wav2tok import Wav2Tok
@@ -453,6 +454,18 @@ class Wav2TokObjective(nn.Module):
         return {"config": to_dict(self.config), "state_dict": state}
 
     def load_training_state(self, state: dict[str, Any]) -> None:
-        """Restore the teacher and similarity saved by :meth:`training_state` (or split off a version 1
-        model checkpoint); the model's own weights are loaded separately."""
-        self.load_state_dict({**self.model.state_dict(prefix="model."), **state["state_dict"]})
+        """Restore the teacher, similarity and decoder saved by :meth:`training_state` (or split off a version 1
+        model checkpoint); the model's own weights are loaded separately.
+
+        Raises:
+            CheckpointError: the saved state holds other training-only modules than this objective (it was
+                trained with another ``targets``, ``use_cosine`` or ``reconstruction``).
+        """
+        saved = {**self.model.state_dict(prefix="model."), **state["state_dict"]}
+        own = self.state_dict()
+        differ = sorted({key.split(".")[0] for key in own.keys() ^ saved.keys()})
+        if differ:
+            raise CheckpointError(f"its training state differs in {differ} (trained with other --targets, "
+                                  "--use_cosine or --reconstruction): resume with the same ones, or warm-start "
+                                  "from the model weights alone (best.pt)")
+        self.load_state_dict(saved)

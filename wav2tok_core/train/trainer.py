@@ -244,7 +244,10 @@ class Trainer:
         self.model.load_state_dict(loaded.state_dict())
         if not full:
             return
-        self.objective.load_training_state(ckpt.get("objective") or split_off)
+        try:
+            self.objective.load_training_state(ckpt.get("objective") or split_off)
+        except CheckpointError as err:
+            raise CheckpointError(f"{path}: {err}") from None
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.step, self.epoch = ckpt["step"], ckpt["epoch"]
