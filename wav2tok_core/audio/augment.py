@@ -169,7 +169,7 @@ def vtlp(wave: torch.Tensor, alpha: float) -> torch.Tensor:
         owner = np.where(np.abs(above - k) < np.abs(k - below), above, below)
         locked = out_phase[owner, t - 1] + advance[owner, t]
         out_phase[:, t] = locked + in_phase[:, t] - in_phase[owner, t]
-    warped = torch.from_numpy(magnitude * np.exp(1j * out_phase) * centre).to(spec.dtype)
+    warped = torch.from_numpy(magnitude * np.exp(1j * out_phase) * centre).to(spec.device, spec.dtype)
     return torch.istft(warped, _N_FFT, _HOP, window=window, length=wave.numel()).to(wave.dtype)
 
 
