@@ -161,6 +161,18 @@ def test_dtw_encoder_runs_cosine_dtw_over_the_models_frame_vectors(data) -> None
     assert method.unit == "frames" and method.nbytes(reps) == sum(r.size for r in reps) * 4
 
 
+def test_dtw_codewords_replaces_each_frame_by_the_codeword_of_its_token(data) -> None:
+    model = data["model"]
+    waves = model.load_clips([it.path for it in data["test"][:3]])
+    (method,) = build_methods(["dtw-codewords"], model, [])
+    reps = method.encode([EvalClip(it, w) for it, w in zip(data["test"][:3], waves)])
+    codebook = model.codebook.numpy()
+    for rep, tokens, frames in zip(reps, model.frame_tokens(waves), model.embed(waves)):
+        np.testing.assert_allclose(rep, codebook[tokens.numpy()])
+        assert rep.shape == tuple(frames.shape)
+    np.testing.assert_allclose(method.score(reps, reps), dtw_score_matrix(reps, reps, metric="cosine"))
+
+
 def test_only_the_front_ends_asked_for_are_built() -> None:
     # n_fft 512 at 16 kHz cannot hold two periods of 60 Hz: the pitch front end does not fit this model
     model = Wav2Tok(ModelConfig(features=FeatureConfig(n_fft=512), emb_dim=16, num_tokens=8, num_layers=1))

@@ -390,6 +390,17 @@ class EncoderDTW(DTWMethod):
         return frame_vectors(self.model, waves, self.batch_size)
 
 
+@register("dtw-codewords")
+class CodewordDTW(EncoderDTW):
+    """``dtw-codewords``: the same DTW over each frame's codeword (the unit vector of the token it gets) instead
+    of the frame: ``dtw-encoder`` minus ``dtw-codewords`` is what quantising costs, ``dtw-codewords`` minus
+    ``wav2tok`` what ranking token strings by edit similarity costs on top of it."""
+
+    def featurize(self, waves: list[torch.Tensor]) -> list[np.ndarray]:
+        codebook = self.model.codebook.detach().cpu().numpy()  # (K, D) unit rows
+        return [np.ascontiguousarray(codebook[(frames @ codebook.T).argmax(axis=1)]) for frames in super().featurize(waves)]
+
+
 class NoteTracker:
     """Waveforms -> each clip's notes ``(n, 3)`` (:func:`segment_notes`), through the pitch front end with the
     model's rate, hop and f0 tracker (MIDI pitch, not key-normalised)."""
