@@ -62,6 +62,18 @@ class AugmentConfig:
                 raise ConfigError(f"augment.{name}: must be a probability in [0, 1]")
 
 
+def _stft(wave: torch.Tensor) -> torch.Tensor:
+    """The phase vocoders' complex spectrum ``(N,)`` -> ``(_N_FFT // 2 + 1, frames)``: Hann window, centred frames."""
+    pad_mode = "reflect" if wave.numel() > _N_FFT // 2 else "constant"  # reflect needs half a window of audio
+    return torch.stft(wave, _N_FFT, _HOP, window=torch.hann_window(_N_FFT, device=wave.device), pad_mode=pad_mode,
+                      return_complex=True)
+
+
+def _istft(spec: torch.Tensor, length: int) -> torch.Tensor:
+    """Inverse of :func:`_stft`: ``(F, frames)`` -> ``(length,)``."""
+    return torch.istft(spec, _N_FFT, _HOP, window=torch.hann_window(_N_FFT, device=spec.device), length=length)
+
+
 def time_stretch(wave: torch.Tensor, rate: float, method: str = "vocoder") -> torch.Tensor:
     """Change tempo, keep pitch, by ``method`` (``STRETCH_METHODS``). ``(N,)`` -> ``(round(N / rate),)``."""
     if method not in STRETCH_METHODS:
@@ -71,12 +83,10 @@ def time_stretch(wave: torch.Tensor, rate: float, method: str = "vocoder") -> to
     length = max(1, round(wave.numel() / rate))
     if method == "wsola":
         return _wsola(wave, rate, length)
-    window = torch.hann_window(_N_FFT, device=wave.device)
-    pad_mode = "reflect" if wave.numel() > _N_FFT // 2 else "constant"  # reflect needs half a window of audio
-    spec = torch.stft(wave, _N_FFT, _HOP, window=window, pad_mode=pad_mode, return_complex=True)  # (F, T)
+    spec = _stft(wave)  # (F, T)
     advance = torch.linspace(0, torch.pi * _HOP, spec.shape[0], device=wave.device)[:, None]
     stretched = AF.phase_vocoder(spec, rate, advance)
-    return torch.istft(stretched, _N_FFT, _HOP, window=window, length=length)
+    return _istft(stretched, length)
 
 
 def _wsola(wave: torch.Tensor, rate: float, length: int) -> torch.Tensor:
@@ -141,9 +151,7 @@ def vtlp(wave: torch.Tensor, alpha: float) -> torch.Tensor:
     """
     if abs(alpha - 1.0) < 1e-6:
         return wave
-    window = torch.hann_window(_N_FFT, device=wave.device)
-    pad_mode = "reflect" if wave.numel() > _N_FFT // 2 else "constant"
-    spec = torch.stft(wave, _N_FFT, _HOP, window=window, pad_mode=pad_mode, return_complex=True)  # (F, T)
+    spec = _stft(wave)  # (F, T)
     bins, frames = spec.shape
     nu = np.linspace(0.0, 1.0, bins)  # bin frequency, fraction of Nyquist
     per_hop = np.pi * _HOP  # phase advance per hop of a frequency of 1 (Nyquist), in radians
@@ -170,7 +178,7 @@ def vtlp(wave: torch.Tensor, alpha: float) -> torch.Tensor:
         locked = out_phase[owner, t - 1] + advance[owner, t]
         out_phase[:, t] = locked + in_phase[:, t] - in_phase[owner, t]
     warped = torch.from_numpy(magnitude * np.exp(1j * out_phase) * centre).to(spec.device, spec.dtype)
-    return torch.istft(warped, _N_FFT, _HOP, window=window, length=wave.numel()).to(wave.dtype)
+    return _istft(warped, wave.numel()).to(wave.dtype)
 
 
 def fit_length(wave: torch.Tensor, length: int) -> torch.Tensor:
