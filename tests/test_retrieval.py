@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rapidfuzz.distance import Levenshtein
 
 from wav2tok_core.errors import IndexFileError
 from wav2tok_core.search.index import (MAX_TOKEN, TokenIndex, _digest, _flatten, _json_bytes, _NgramIndex,
                                        candidate_recall, edit_similarity_matrix, encode_tokens)
-from wav2tok_core.search.spotting import (RecordingIndex, _semiglobal_last_row, find_occurrences, select_spans,
-                                          span_seconds, spot_batch, substring_similarity_matrix)
+from wav2tok_core.search.spotting import (RecordingIndex, find_occurrences, select_spans, span_seconds,
+                                          spot_batch, substring_similarity_matrix)
 
 token_strings = st.lists(st.integers(0, 3), min_size=0, max_size=8)
 
@@ -253,6 +254,21 @@ def test_spotting_tolerates_an_edit_and_finds_several_occurrences() -> None:
     assert [m.score for m in matches] == [1.0, 0.75, 0.75]
 
 
+def test_spotting_ends_only_where_the_distance_dips() -> None:
+    query, recording = [1, 1, 1, 1], [1, 1, 0, 1, 2, 1, 3, 2, 0, 3]
+    # best distance per end 1..10: 3 2 2 1 2 2 2 3 3 4; end 8 sits beside a lower end 7, end 9 does not
+    found = [(m.start, m.end, m.distance) for m in find_occurrences(query, recording, max_hits=2, threshold=0.0)]
+    assert found == [(0, 4, 1), (5, 9, 3)]
+
+
+def test_spotting_start_keeps_the_span_nearest_the_query_length_and_the_shorter_on_a_tie() -> None:
+    query = [0, 2, 2, 1]
+    # [0, 2, 1] and [0, 2, 0, 2, 1] are both one edit away; [2, 0, 2, 1], of the query's length, is two
+    assert [(m.start, m.end, m.distance) for m in find_occurrences(query, [1, 1, 0, 2, 0, 2, 1])] == [(4, 7, 1)]
+    # only the longer span [0, 2, 5, 2, 1] is one edit away
+    assert [(m.start, m.end) for m in find_occurrences(query, [5, 0, 2, 5, 2, 1])] == [(1, 6)]
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 3), min_size=1, max_size=5), st.lists(st.integers(0, 3), max_size=10))
 def test_spotting_distance_is_the_best_over_all_spans(query: list[int], recording: list[int]) -> None:
@@ -276,27 +292,35 @@ def test_spot_batch_threshold_and_times() -> None:
         spot_batch({"q": [1]}, {"r": [1, 2]}, token_times={"r": [(0.0, 0.1)]})
 
 
-def one_pass_occurrences(query: list[int], recording: list[int], max_hits: int, threshold: float) -> list[tuple]:
-    """The search without the bit-parallel filter: the exact DP over the whole recording, every end a candidate."""
-    q, text = np.array(query), np.array(recording, dtype=np.int64)
-    distance, start = _semiglobal_last_row(q, text)
+def brute_force_occurrences(query: list[int], recording: list[int], max_hits: int, threshold: float) -> list[tuple]:
+    """The search by its definition: for every end, the least distance over every start; the ends where it is no
+    greater than at either neighbouring end, with the span reaching it nearest the query's length (the shorter
+    on a tie); then the greedy choice of spans."""
+    m, n = len(query), len(recording)
+    best, start = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    for j in range(1, n + 1):
+        cost = {s: Levenshtein.distance(query, recording[s:j]) for s in range(j + 1)}
+        best[j - 1] = min(cost.values())
+        start[j - 1] = min((s for s in cost if cost[s] == best[j - 1]), key=lambda s: (abs(j - s - m), j - s))
+    padded = np.concatenate([[m + 1], best, [m + 1]])
+    ends = np.flatnonzero((best <= padded[:-2]) & (best <= padded[2:]))  # positions of ends 1..n
     chosen = np.empty(max_hits, dtype=np.int64)
-    select_spans(distance, start, np.arange(text.size + 1), q.size, chosen)
-    rows = [(int(distance[c]), int(start[c]), int(c)) for c in chosen if c >= 0]
-    return [(s, e, d) for d, s, e in rows if 1 - d / q.size >= threshold]
+    select_spans(best[ends], start[ends], ends + 1, m, chosen)
+    rows = [(int(best[ends[c]]), int(start[ends[c]]), int(ends[c]) + 1) for c in chosen if c >= 0]
+    return [(s, e, d) for d, s, e in rows if 1 - d / m >= threshold]
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.integers(0, 3), min_size=1, max_size=8), st.lists(st.integers(0, 4), max_size=40),
        st.integers(1, 4), st.sampled_from([0.0, 0.3, 0.5, 0.75, 1.0]))
-def test_two_pass_spotting_equals_the_exact_dp(query, recording, max_hits, threshold) -> None:
+def test_spotting_equals_its_definition(query, recording, max_hits, threshold) -> None:
     found = [(m.start, m.end, m.distance) for m in find_occurrences(query, recording, max_hits, threshold)]
-    assert found == one_pass_occurrences(query, recording, max_hits, threshold)
+    assert found == brute_force_occurrences(query, recording, max_hits, threshold)
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(60, 200), st.integers(0, 400), st.integers(0, 2**31))
-def test_two_pass_spotting_with_queries_longer_than_a_machine_word(m: int, n: int, seed: int) -> None:
+def test_spotting_with_queries_longer_than_a_machine_word(m: int, n: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     query = rng.integers(0, 4, m).tolist()
     recording = rng.integers(0, 5, n).tolist()
@@ -304,7 +328,7 @@ def test_two_pass_spotting_with_queries_longer_than_a_machine_word(m: int, n: in
         at = int(rng.integers(0, n - m + 1))
         recording[at:at + m] = [t if rng.random() > 0.1 else 4 for t in query]
     found = [(x.start, x.end, x.distance) for x in find_occurrences(query, recording, 2, 0.4)]
-    assert found == one_pass_occurrences(query, recording, 2, 0.4)
+    assert found == brute_force_occurrences(query, recording, 2, 0.4)
 
 
 def test_recording_index_reads_token_times_from_an_index_file(tmp_path) -> None:

@@ -75,9 +75,10 @@ def _prepare_wav2tok(model: Wav2Tok, queries: dict[str, torch.Tensor], recording
 def _search_wav2tok(queries: dict, recordings: RecordingIndex, searched: Searched, max_hits: int) -> list[ScoredSpan]:
     found = []
     for rids, qids in _groups(searched).items():
-        subset = recordings.subset(rids)
-        detections = subset.spot({q: queries[q] for q in qids}, threshold=MIN_SCORE, max_hits=max_hits)
-        found += [d.scored_span(seconds=True) for d in detections]
+        hits = recordings.subset(rids).hits({q: queries[q] for q in qids}, threshold=MIN_SCORE, max_hits=max_hits)
+        found += [ScoredSpan(qids[q], rids[r], score, start, end) for q, r, score, start, end in
+                  zip(hits.query.tolist(), hits.recording.tolist(), hits.score.tolist(), hits.start_s.tolist(),
+                      hits.end_s.tolist())]
     return found
 
 

@@ -4,24 +4,28 @@ Matching is approximate substring search with unit-cost Levenshtein distance (se
 alignment: the query must be used whole, the recording span is free). For a query of length m and
 a span with edit distance d the score is ``1 - d / m`` in [0, 1] (1.0 = exact occurrence).
 
-Search runs in numba (``prange`` over recordings) in two passes. A bit-parallel pass (Myers' algorithm)
-gives, for every end position of a recording, the least distance of the query to a span ending there, at a
-few word operations per recording token and 64 query tokens. Only around the ends that can pass the score
-threshold does a second, exact dynamic programme find each span's start: a span of distance ``d`` is at
-most ``m + d`` tokens long, so the windows ``[end - m - d, end]`` hold every span that can be reported.
-Among equally cheap alignments the start comes from the predecessor preference substitution/match, then
-skipping a query token, then skipping a recording token. Several occurrences per recording are found
-greedily: spans are taken in order of increasing distance, then of ``|span length - query length|``, then
-of end position, skipping empty spans and spans overlapping one already taken.
+A detection ends where the query's best distance dips along the recording: at an end whose distance passes
+the threshold and is no greater than at either neighbouring end (an end beside a lower one holds the same
+occurrence, shifted by a token). Among the starts that reach that distance, the span nearest the query's
+length is kept (the shorter one on a tie). Several occurrences per recording are chosen greedily: spans in
+order of increasing distance, then of ``|span length - query length|``, then of end position, skipping empty
+spans and spans overlapping one already taken.
+
+Search runs in numba (``prange`` over chunks of query-recording pairs), bit-parallel throughout (Myers'
+algorithm, a few word operations per recording token and 64 query tokens). One pass gives, for every end
+position of a recording, the least distance of the query to a span ending there. Starts are found only at
+the detection ends: a span of distance ``d`` is at most ``m + d`` tokens long, so a pass of the reversed
+query, anchored at the end and run leftwards over at most ``m + d`` tokens, gives the distance of every span
+ending there.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from ..errors import IndexFileError
 from .index import read_index_file
@@ -68,117 +72,119 @@ class Detection:
         return ScoredSpan(self.query_id, self.recording_id, self.score, self.start, self.end)
 
 
-@njit(cache=False)
-def _semiglobal_last_row(query: np.ndarray, text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For every end position j (0..n), the least edit distance of ``query`` to a span ``text[s:j]`` and that s.
-
-    Returns ``(distance, start)``, both (n + 1,) int64. Uses O(m) memory (one DP column).
-    """
-    m, n = query.size, text.size
-    column = np.arange(m + 1)
-    column_start = np.zeros(m + 1, dtype=np.int64)
-    distance = np.empty(n + 1, dtype=np.int64)
-    start = np.empty(n + 1, dtype=np.int64)
-    distance[0], start[0] = m, 0
-    for j in range(1, n + 1):
-        diag, diag_start = column[0], column_start[0]
-        column[0], column_start[0] = 0, j
-        for i in range(1, m + 1):
-            best = diag + (query[i - 1] != text[j - 1])
-            best_start = diag_start
-            if column[i - 1] + 1 < best:
-                best, best_start = column[i - 1] + 1, column_start[i - 1]
-            if column[i] + 1 < best:
-                best, best_start = column[i] + 1, column_start[i]
-            diag, diag_start = column[i], column_start[i]
-            column[i], column_start[i] = best, best_start
-        distance[j], start[j] = column[m], column_start[m]
-    return distance, start
-
-
 _ONE = np.uint64(1)
 _WORD = 64  # query rows per bit-vector block
 
 
-def pattern_masks(query: np.ndarray) -> np.ndarray:
-    """Match masks of a query for the bit-parallel kernel: ``(n_blocks, max token + 1)`` uint64, where bit ``i``
-    of ``masks[b, t]`` is set when ``query[64 b + i] == t``."""
-    rows = np.arange(query.size)
-    masks = np.zeros(((query.size + _WORD - 1) // _WORD, int(query.max()) + 1), dtype=np.uint64)
-    np.bitwise_or.at(masks, (rows // _WORD, query), np.left_shift(_ONE, (rows % _WORD).astype(np.uint64)))
-    return masks
+def pattern_masks(queries: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Match masks of queries for the bit-parallel kernel, forwards and reversed: two
+    ``(n_queries, n_blocks, alphabet)`` uint64 arrays, where bit ``i`` of ``forward[q, b, t]`` is set when
+    ``queries[q][64 b + i] == t`` (and of ``backward[q, b, t]`` when ``queries[q][m - 1 - 64 b - i] == t``).
+    ``n_blocks`` and ``alphabet`` cover the longest query and the largest token."""
+    n_blocks = max((q.size + _WORD - 1) // _WORD for q in queries)
+    alphabet = max(int(q.max()) for q in queries) + 1
+    forward = np.zeros((len(queries), n_blocks, alphabet), dtype=np.uint64)
+    backward = np.zeros_like(forward)
+    for masks, q in zip(forward, queries):
+        rows = np.arange(q.size)
+        np.bitwise_or.at(masks, (rows // _WORD, q), np.left_shift(_ONE, (rows % _WORD).astype(np.uint64)))
+    for masks, q in zip(backward, queries):
+        rows = np.arange(q.size)
+        np.bitwise_or.at(masks, (rows // _WORD, q[::-1]), np.left_shift(_ONE, (rows % _WORD).astype(np.uint64)))
+    return forward, backward
 
 
-@njit(cache=False)
-def _end_distances_one_word(masks: np.ndarray, m: int, text: np.ndarray, out: np.ndarray) -> None:
-    """:func:`_end_distances` for queries of at most 64 tokens: one word, held in registers."""
-    alphabet = masks.size
-    pv, mv = ~np.uint64(0), np.uint64(0)
-    last = _ONE << np.uint64(m - 1)
-    score = m
-    out[0] = m
-    for j in range(text.size):
-        token = text[j]
-        eq = masks[token] if token < alphabet else np.uint64(0)
-        xv = eq | mv
-        xh = (((eq & pv) + pv) ^ pv) | eq
-        ph = mv | ~(xh | pv)
-        mh = pv & xh
-        if ph & last:
-            score += 1
-        elif mh & last:
-            score -= 1
-        ph <<= _ONE
-        mh <<= _ONE
-        pv = mh | ~(xv | ph)
-        mv = ph & xv
-        out[j + 1] = score
+@njit(cache=False, inline="always")
+def _advance(eq: np.uint64, pv: np.uint64, mv: np.uint64, carry: int, high: np.uint64) -> tuple:
+    """One text token through one block of 64 query rows (Myers' step, in Hyyrö's blocked form).
+
+    Args:
+        eq: the token's match mask over the block's rows; pv / mv: the block's vertical +1 / -1 deltas.
+        carry: horizontal delta (-1, 0 or +1) entering the block's first row from the row above.
+        high: the bit of the block's last row.
+
+    Returns:
+        The block's new ``(pv, mv)`` and the horizontal delta leaving its last row (int).
+    """
+    xv = eq | mv
+    if carry < 0:
+        eq |= _ONE
+    xh = (((eq & pv) + pv) ^ pv) | eq
+    ph = mv | ~(xh | pv)
+    mh = pv & xh
+    delta = np.int64((ph & high) != 0) - np.int64((mh & high) != 0)  # branch-free: the sign is unpredictable
+    ph = (ph << _ONE) | np.uint64(carry > 0)
+    mh = (mh << _ONE) | np.uint64(carry < 0)
+    return mh | ~(xv | ph), ph & xv, delta
+
+
+@njit(cache=False, inline="always")
+def _advance_blocks(masks: np.ndarray, m: int, token: int, plus: np.ndarray, minus: np.ndarray, carry: int) -> int:
+    """One text token through every 64-row block of a query of ``m`` tokens (its (n_blocks, alphabet)
+    ``masks``), updating the blocks' vertical deltas ``plus`` / ``minus`` (n_blocks,) in place; ``carry`` enters
+    the first row. Returns the horizontal delta leaving row m."""
+    n_blocks, alphabet = masks.shape
+    last = _ONE << np.uint64((m - 1) % _WORD)  # the bit of query row m in the last block
+    for b in range(n_blocks):
+        eq = masks[b, token] if token < alphabet else np.uint64(0)
+        high = last if b == n_blocks - 1 else _ONE << np.uint64(_WORD - 1)
+        plus[b], minus[b], carry = _advance(eq, plus[b], minus[b], carry, high)
+    return carry
 
 
 @njit(cache=False)
 def _end_distances(masks: np.ndarray, m: int, text: np.ndarray, out: np.ndarray) -> None:
-    """``out[j]`` (j = 0..n) = least edit distance of the query to any span of ``text`` that ends at ``j``
-    (exclusive), for all j in one pass.
+    """``out[j]`` (j = 0..n) = least edit distance of a query of ``m`` tokens (``masks``: its (n_blocks,
+    alphabet) match masks) to any span ``text[s:j]`` ending at ``j``, for all j in one pass.
 
-    Bit-parallel semi-global edit distance (Myers 1999, in Hyyrö's blocked form): each column of the DP
-    matrix is held as vertical +1/-1 deltas in 64-row words, so a text token costs a few word operations per
-    64 query tokens. The top row is free (a span may start anywhere), so no horizontal delta enters block 0.
+    Bit-parallel semi-global edit distance (Myers 1999, in Hyyrö's blocked form): each column of the DP matrix
+    is held as vertical +1/-1 deltas in 64-row words, so a text token costs a few word operations per 64 query
+    tokens. The top row is free (a span may start anywhere): no horizontal delta enters the first block.
     """
-    n_blocks, alphabet = masks.shape
-    if n_blocks == 1:
-        _end_distances_one_word(masks[0], m, text, out)
-        return
-    plus = np.full(n_blocks, ~np.uint64(0))  # vertical deltas: column 0 is 0, 1, ..., m
-    minus = np.zeros(n_blocks, dtype=np.uint64)
-    top = _ONE << np.uint64(_WORD - 1)
-    last = _ONE << np.uint64((m - 1) % _WORD)  # the bit of query row m in the last block
-    score = m
     out[0] = m
+    if masks.shape[0] == 1:  # one word, held in registers
+        row, alphabet = masks[0], masks.shape[1]
+        pv, mv, last = ~np.uint64(0), np.uint64(0), _ONE << np.uint64(m - 1)
+        for j in range(text.size):
+            token = text[j]
+            pv, mv, delta = _advance(row[token] if token < alphabet else np.uint64(0), pv, mv, 0, last)
+            out[j + 1] = out[j] + delta
+        return
+    plus = np.full(masks.shape[0], ~np.uint64(0))  # vertical deltas: column 0 is 0, 1, ..., m
+    minus = np.zeros(masks.shape[0], dtype=np.uint64)
     for j in range(text.size):
-        token = text[j]
-        carry = 0  # horizontal delta entering the block from above
-        for b in range(n_blocks):
-            eq = masks[b, token] if token < alphabet else np.uint64(0)
-            pv, mv = plus[b], minus[b]
-            xv = eq | mv
-            if carry < 0:
-                eq |= _ONE
-            xh = (((eq & pv) + pv) ^ pv) | eq
-            ph = mv | ~(xh | pv)
-            mh = pv & xh
-            high = last if b == n_blocks - 1 else top
-            out_carry = 1 if ph & high else (-1 if mh & high else 0)
-            ph <<= _ONE
-            mh <<= _ONE
-            if carry < 0:
-                mh |= _ONE
-            elif carry > 0:
-                ph |= _ONE
-            plus[b] = mh | ~(xv | ph)
-            minus[b] = ph & xv
-            carry = out_carry
-        score += carry
-        out[j + 1] = score
+        out[j + 1] = out[j] + _advance_blocks(masks, m, text[j], plus, minus, 0)
+
+
+@njit(cache=False)
+def _nearest_start(backward: np.ndarray, m: int, text: np.ndarray, end: int, distance: int, plus: np.ndarray,
+                   minus: np.ndarray) -> int:
+    """Start s of the span ``text[s:end]`` at edit ``distance`` (the least over every start) from a query of ``m``
+    tokens whose length is nearest m, the shorter on a tie.
+
+    ``backward``: the reversed query's (n_blocks, alphabet) masks. The reversed query is aligned whole with
+    ``text[end - k:end]`` read leftwards, for k = 0, 1, ... (the top row is anchored: +1 enters every column),
+    up to m + distance tokens (no longer span reaches the distance), stopping once no longer span can be
+    nearer m. ``plus`` / ``minus``: (n_blocks,) uint64 scratch for queries of more than one block.
+    """
+    one_word = backward.shape[0] == 1
+    row, alphabet = backward[0], backward.shape[1]
+    pv, mv, last = ~np.uint64(0), np.uint64(0), _ONE << np.uint64(m - 1)
+    plus[:], minus[:] = ~np.uint64(0), np.uint64(0)
+    score = m  # k = 0: the empty span
+    pick = 0 if score == distance else -1
+    for k in range(1, min(end, m + distance) + 1):
+        if pick >= 0 and k - m >= abs(pick - m):
+            break
+        token = text[end - k]
+        if one_word:
+            pv, mv, delta = _advance(row[token] if token < alphabet else np.uint64(0), pv, mv, 1, last)
+        else:
+            delta = _advance_blocks(backward, m, token, plus, minus, 1)
+        score += delta
+        if score == distance and (pick < 0 or abs(k - m) < abs(pick - m)):
+            pick = k
+    return end - pick
 
 
 @njit(cache=False)
@@ -212,54 +218,71 @@ def select_spans(distance: np.ndarray, start: np.ndarray, end: np.ndarray, query
 
 
 @njit(cache=False)
-def _candidate_spans(query: np.ndarray, masks: np.ndarray, text: np.ndarray,
-                     max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every end position of ``text`` whose best span has distance <= ``max_distance``: that (distance,
-    start, end), three (c,) int64 arrays in increasing end order."""
-    m, n = query.size, text.size
-    best = np.empty(n + 1, dtype=np.int64)
-    _end_distances(masks, m, text, best)
-    ends = np.flatnonzero(best[1:] <= max_distance) + 1
-    distance = np.empty(ends.size, dtype=np.int64)
-    start = np.empty(ends.size, dtype=np.int64)
-    opens = ends - m - best[ends]  # a span of distance d is at most m + d long: its window [end - m - d, end]
+def _candidate_spans(forward: np.ndarray, backward: np.ndarray, m: int, text: np.ndarray, max_distance: int,
+                     scratch: np.ndarray, plus: np.ndarray, minus: np.ndarray) -> int:
+    """Every end position of ``text`` where the query's best distance is at most ``max_distance`` and no greater
+    than at either neighbouring end, with that distance and the span's start (:func:`_nearest_start`).
+
+    Args:
+        forward / backward: the query's (n_blocks, alphabet) masks, forwards and reversed.
+        scratch: (4, >= n + 1) int64, reused across calls: rows 0-2 receive the c candidates' (distance, start,
+            end) in increasing end order; row 3 holds the best distance of every end.
+        plus / minus: (n_blocks,) uint64 scratch.
+
+    Returns:
+        c, the number of candidates.
+    """
+    n = text.size
+    best = scratch[3, :n + 1]
+    _end_distances(forward, m, text, best)
     c = 0
-    while c < ends.size:  # one exact pass per run of overlapping windows
-        first, lo = c, opens[c]
-        while c + 1 < ends.size and opens[c + 1] <= ends[c]:
+    for j in range(1, n + 1):
+        local_minimum = (j == 1 or best[j] <= best[j - 1]) and (j == n or best[j] <= best[j + 1])
+        if best[j] <= max_distance and local_minimum:
+            scratch[0, c], scratch[1, c] = best[j], _nearest_start(backward, m, text, j, best[j], plus, minus)
+            scratch[2, c] = j
             c += 1
-            lo = min(lo, opens[c])
-        lo = max(0, lo)
-        window_distance, window_start = _semiglobal_last_row(query, text[lo:ends[c]])
-        for k in range(first, c + 1):
-            distance[k] = window_distance[ends[k] - lo]
-            start[k] = window_start[ends[k] - lo] + lo
-        c += 1
-    return distance, start, ends
+    return c
 
 
 @njit(parallel=True, cache=False)
-def _spot_in_recordings(query: np.ndarray, masks: np.ndarray, flat: np.ndarray, offsets: np.ndarray,
-                        max_distance: int, max_hits: int) -> np.ndarray:
-    """(n_recordings, max_hits, 3) int64 (distance, start, end) of the best spans in each recording with
-    distance <= ``max_distance``; -1 rows = none."""
-    n_recordings = offsets.size - 1
-    out = np.full((n_recordings, max_hits, 3), -1, dtype=np.int64)
-    for r in prange(n_recordings):
-        distance, start, end = _candidate_spans(query, masks, flat[offsets[r]:offsets[r + 1]], max_distance)
+def _spot_kernel(forward: np.ndarray, backward: np.ndarray, lengths: np.ndarray, max_distances: np.ndarray,
+                 flat: np.ndarray, offsets: np.ndarray, max_hits: int) -> np.ndarray:
+    """(n_queries, n_recordings, max_hits, 3) int64 (distance, start, end) of each query's best spans in each
+    recording with distance <= its ``max_distances`` entry; -1 rows = none. ``forward`` / ``backward`` are
+    :func:`pattern_masks`, ``lengths`` the queries' lengths. Query-recording pairs are shared among threads in
+    contiguous chunks, each with its own scratch memory."""
+    n_queries, n_recordings = lengths.size, offsets.size - 1
+    n_pairs = n_queries * n_recordings
+    out = np.full((n_queries, n_recordings, max_hits, 3), -1, dtype=np.int64)
+    longest = np.max(np.diff(offsets)) if n_recordings else 0
+    n_chunks = min(n_pairs, 8 * get_num_threads())
+    for chunk in prange(n_chunks):
+        scratch = np.empty((4, longest + 1), dtype=np.int64)
+        plus, minus = np.empty(forward.shape[1], dtype=np.uint64), np.empty(forward.shape[1], dtype=np.uint64)
         chosen = np.empty(max_hits, dtype=np.int64)
-        select_spans(distance, start, end, query.size, chosen)
-        for h in range(max_hits):
-            if chosen[h] >= 0:
-                out[r, h, 0], out[r, h, 1], out[r, h, 2] = distance[chosen[h]], start[chosen[h]], end[chosen[h]]
+        for pair in range(chunk * n_pairs // n_chunks, (chunk + 1) * n_pairs // n_chunks):
+            q, r = pair // n_recordings, pair % n_recordings
+            m = lengths[q]
+            n_blocks = (m + _WORD - 1) // _WORD
+            c = _candidate_spans(forward[q, :n_blocks], backward[q, :n_blocks], m, flat[offsets[r]:offsets[r + 1]],
+                                 max_distances[q], scratch, plus[:n_blocks], minus[:n_blocks])
+            distance, start, end = scratch[0, :c], scratch[1, :c], scratch[2, :c]
+            select_spans(distance, start, end, m, chosen)
+            for h in range(max_hits):
+                c = chosen[h]
+                if c >= 0:
+                    out[q, r, h, 0], out[q, r, h, 1], out[q, r, h, 2] = distance[c], start[c], end[c]
     return out
 
 
-def _search(query: np.ndarray, flat: np.ndarray, offsets: np.ndarray, max_hits: int, threshold: float) -> np.ndarray:
-    """:func:`_spot_in_recordings` for a query and a score threshold."""
+def _search(queries: Sequence[np.ndarray], flat: np.ndarray, offsets: np.ndarray, max_hits: int,
+            threshold: float) -> np.ndarray:
+    """:func:`_spot_kernel` for non-empty queries and a score threshold: (n_queries, n_recordings, max_hits, 3)."""
+    lengths = np.array([q.size for q in queries], dtype=np.int64)
     slack = 1.0 - max(0.0, threshold)  # score >= threshold  <=>  distance <= slack * m
-    max_distance = min(query.size, int(np.floor(slack * query.size + 1e-9)))
-    return _spot_in_recordings(query, pattern_masks(query), flat, offsets, max_distance, max_hits)
+    max_distances = np.minimum(lengths, np.floor(slack * lengths + 1e-9).astype(np.int64))
+    return _spot_kernel(*pattern_masks(queries), lengths, max_distances, flat, offsets, max_hits)
 
 
 def _as_array(tokens: Sequence[int]) -> np.ndarray:
@@ -286,7 +309,8 @@ def find_occurrences(query: Sequence[int], recording: Sequence[int], max_hits: i
     if q.size == 0:
         raise ValueError("the query is empty")
     text = _as_array(recording)
-    return _matches(_search(q, text, np.array([0, text.size], dtype=np.int64), max_hits, threshold)[0], q.size, threshold)
+    return _matches(_search([q], text, np.array([0, text.size], dtype=np.int64), max_hits, threshold)[0, 0], q.size,
+                    threshold)
 
 
 def substring_similarity_matrix(queries: Sequence[str], choices: Sequence[str]) -> np.ndarray:
@@ -295,12 +319,12 @@ def substring_similarity_matrix(queries: Sequence[str], choices: Sequence[str]) 
     (len(queries), len(choices)) float64; 0 for an empty query or choice."""
     index = RecordingIndex.from_strings({str(i): [ord(c) for c in s] for i, s in enumerate(choices)})
     scores = np.zeros((len(queries), len(choices)))
-    for row, query in zip(scores, queries):
-        q = np.array([ord(c) for c in query], dtype=np.int64)
-        if q.size and len(choices):
-            best = _search(q, index.tokens, index.offsets, 1, 0.0)[:, 0]  # (n_choices, 3)
-            found = best[:, 1] >= 0
-            row[found] = 1.0 - best[found, 0] / q.size
+    rows = [i for i, query in enumerate(queries) if query]
+    if rows and len(choices):
+        arrays = [np.array([ord(c) for c in queries[i]], dtype=np.int64) for i in rows]
+        best = _search(arrays, index.tokens, index.offsets, 1, 0.0)[:, :, 0]  # (n_rows, n_choices, 3)
+        lengths = np.array([a.size for a in arrays])[:, None]
+        scores[rows] = np.where(best[:, :, 1] >= 0, 1.0 - best[:, :, 0] / lengths, 0.0)
     return scores
 
 
@@ -314,6 +338,21 @@ def span_seconds(token_times: Sequence[tuple[float, float]], start: int, end: in
     if not 0 <= start < end <= len(token_times):
         raise ValueError(f"span [{start}, {end}) is empty or outside a recording of {len(token_times)} tokens")
     return float(token_times[start][0]), float(token_times[end - 1][1])
+
+
+@dataclass(frozen=True)
+class Hits:
+    """Detections of :meth:`RecordingIndex.hits` as (h,) arrays: each one's query (position among the queries
+    given) and recording (position in the index), score, token span ``[start, end)`` in its recording, and
+    that span in seconds when the index has token times."""
+
+    query: np.ndarray
+    recording: np.ndarray
+    score: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    start_s: np.ndarray | None = None
+    end_s: np.ndarray | None = None
 
 
 @dataclass
@@ -377,45 +416,48 @@ class RecordingIndex:
         times = (None, None) if self.starts_s is None or self.ends_s is None else (self.starts_s[take], self.ends_s[take])
         return RecordingIndex(list(ids), [self.metadata[r] for r in rows], self.tokens[take], offsets, *times)
 
-    def spot(self, queries: Mapping[str, Sequence[int]], threshold: float = 0.5, max_hits: int = 1) -> list[Detection]:
-        """Spot every query in every recording.
+    def hits(self, queries: Mapping[str, Sequence[int]], threshold: float = 0.5, max_hits: int = 1) -> "Hits":
+        """Spot every query in every recording, as arrays (see :meth:`spot` for objects).
 
         Args:
             queries: query id -> non-empty token string.
             threshold: keep detections with score >= threshold.
             max_hits: most detections per (query, recording) pair.
+        """
+        if max_hits < 1:
+            raise ValueError("max_hits must be >= 1")
+        arrays = [_as_array(query) for query in queries.values()]
+        for qid, q in zip(queries, arrays):
+            if q.size == 0:
+                raise ValueError(f"query {qid!r} is empty")
+        if not arrays:
+            return Hits(*(np.zeros(0, dtype=np.int64),) * 2, np.zeros(0), *(np.zeros(0, dtype=np.int64),) * 2)
+        rows = _search(arrays, self.tokens, self.offsets, max_hits, threshold)  # (n_queries, n_recordings, max_hits, 3)
+        query, recording, _ = np.indices(rows.shape[:3]).reshape(3, -1)
+        distance, start, end = rows.reshape(-1, 3).T
+        score = 1.0 - distance / np.array([q.size for q in arrays])[query]
+        keep = (start >= 0) & (score >= threshold)
+        found = Hits(query[keep], recording[keep], score[keep], start[keep], end[keep])
+        if self.starts_s is None or self.ends_s is None:
+            return found
+        first = self.offsets[found.recording]
+        return replace(found, start_s=self.starts_s[first + found.start], end_s=self.ends_s[first + found.end - 1])
+
+    def spot(self, queries: Mapping[str, Sequence[int]], threshold: float = 0.5, max_hits: int = 1) -> list[Detection]:
+        """Spot every query in every recording (:meth:`hits`).
 
         Returns:
             Detections sorted by score descending, then query id, recording id and start; with times when the
             index has them.
         """
-        if max_hits < 1:
-            raise ValueError("max_hits must be >= 1")
-        detections = []
-        for qid, query in queries.items():
-            q = _as_array(query)
-            if q.size == 0:
-                raise ValueError(f"query {qid!r} is empty")
-            detections += self._detections(qid, q.size, _search(q, self.tokens, self.offsets, max_hits, threshold),
-                                           threshold)
+        found, qids = self.hits(queries, threshold, max_hits), list(queries)
+        timed = found.start_s is not None and found.end_s is not None
+        times = zip(found.start_s.tolist(), found.end_s.tolist()) if timed else [(None, None)] * found.score.size
+        detections = [Detection(qids[q], self.ids[r], s, b, e, *t) for q, r, s, b, e, t in
+                      zip(found.query.tolist(), found.recording.tolist(), found.score.tolist(), found.start.tolist(),
+                          found.end.tolist(), times)]
         detections.sort(key=lambda d: (-d.score, d.query_id, d.recording_id, d.start))
         return detections
-
-    def _detections(self, qid: str, query_length: int, rows: np.ndarray, threshold: float) -> list[Detection]:
-        """The kernel's (n_recordings, max_hits, 3) rows as detections scoring >= ``threshold``, with their
-        seconds when known (vectorised: a long index yields many rows)."""
-        recording = np.repeat(np.arange(rows.shape[0]), rows.shape[1])
-        distance, start, end = rows.reshape(-1, 3).T
-        score = 1.0 - distance / query_length
-        keep = (start >= 0) & (score >= threshold)
-        recording, start, end, score = recording[keep], start[keep], end[keep], score[keep]
-        if self.starts_s is None or self.ends_s is None:
-            times = [(None, None)] * score.size
-        else:
-            first = self.offsets[recording]
-            times = zip(self.starts_s[first + start].tolist(), self.ends_s[first + end - 1].tolist())
-        return [Detection(qid, self.ids[r], s, b, e, *t)
-                for r, s, b, e, t in zip(recording.tolist(), score.tolist(), start.tolist(), end.tolist(), times)]
 
 
 def spot_batch(
