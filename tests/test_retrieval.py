@@ -331,6 +331,21 @@ def test_spotting_with_queries_longer_than_a_machine_word(m: int, n: int, seed: 
     assert found == brute_force_occurrences(query, recording, 2, 0.4)
 
 
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31))
+def test_many_queries_at_once_match_each_query_alone(seed: int) -> None:
+    """Queries of one word run side by side in groups of LANES, longer ones alone: 37 mixed queries in one call
+    find what each finds by itself."""
+    rng = np.random.default_rng(seed)
+    recordings = {f"r{i}": rng.integers(0, 6, int(rng.integers(0, 300))).tolist() for i in range(3)}
+    queries = {f"q{i}": rng.integers(0, 5, int(rng.choice([rng.integers(1, 64), rng.integers(65, 140)]))).tolist()
+               for i in range(37)}
+    together = RecordingIndex.from_strings(recordings).spot(queries, threshold=0.3, max_hits=3)
+    alone = [(qid, rid, m.start, m.end, m.score) for qid, q in queries.items() for rid, text in recordings.items()
+             for m in find_occurrences(q, text, max_hits=3, threshold=0.3)]
+    assert sorted((d.query_id, d.recording_id, d.start, d.end, d.score) for d in together) == sorted(alone)
+
+
 def test_recording_index_reads_token_times_from_an_index_file(tmp_path) -> None:
     index = TokenIndex(frame_s=0.01)
     index.add(["a", "b"], [[5, 1, 2, 3, 5], [1, 2, 3]], [{"label": "x"}, {}], runs=[[10, 3, 2, 4, 1], [1, 1, 1]])

@@ -140,20 +140,39 @@ def _end_distances(masks: np.ndarray, m: int, text: np.ndarray, out: np.ndarray)
     Bit-parallel semi-global edit distance (Myers 1999, in Hyyrö's blocked form): each column of the DP matrix
     is held as vertical +1/-1 deltas in 64-row words, so a text token costs a few word operations per 64 query
     tokens. The top row is free (a span may start anywhere): no horizontal delta enters the first block.
+    Queries of one word go through :func:`_end_distances_lanes` instead.
     """
-    out[0] = m
-    if masks.shape[0] == 1:  # one word, held in registers
-        row, alphabet = masks[0], masks.shape[1]
-        pv, mv, last = ~np.uint64(0), np.uint64(0), _ONE << np.uint64(m - 1)
-        for j in range(text.size):
-            token = text[j]
-            pv, mv, delta = _advance(row[token] if token < alphabet else np.uint64(0), pv, mv, 0, last)
-            out[j + 1] = out[j] + delta
-        return
     plus = np.full(masks.shape[0], ~np.uint64(0))  # vertical deltas: column 0 is 0, 1, ..., m
     minus = np.zeros(masks.shape[0], dtype=np.uint64)
+    out[0] = m
     for j in range(text.size):
         out[j + 1] = out[j] + _advance_blocks(masks, m, text[j], plus, minus, 0)
+
+
+@njit(cache=False)
+def _end_distances_lanes(masks: np.ndarray, lengths: np.ndarray, text: np.ndarray, out: np.ndarray) -> None:
+    """:func:`_end_distances` of up to :data:`LANES` queries of at most 64 tokens at once, one per lane.
+
+    Args:
+        masks: (alphabet, lanes) uint64, C-contiguous: bit i of ``masks[t, l]`` is set when token i of lane l's
+            query is t. Contiguous lanes let the compiler run them in SIMD registers.
+        lengths: (lanes,) the queries' lengths (>= 1).
+        out: (n + 1, lanes) int64, receives each lane's distances.
+    """
+    lanes, alphabet = lengths.size, masks.shape[0]
+    pv, mv = np.full(lanes, ~np.uint64(0)), np.zeros(lanes, dtype=np.uint64)
+    last = _ONE << (lengths - 1).astype(np.uint64)
+    score = lengths.copy()
+    none = np.zeros(lanes, dtype=np.uint64)  # the masks of a token no query holds
+    out[0] = lengths
+    for j in range(text.size):
+        token = text[j]
+        row = masks[token] if token < alphabet else none
+        column = out[j + 1]
+        for lane in range(lanes):
+            pv[lane], mv[lane], delta = _advance(row[lane], pv[lane], mv[lane], 0, last[lane])
+            score[lane] += delta
+            column[lane] = score[lane]
 
 
 @njit(cache=False)
@@ -193,48 +212,49 @@ def select_spans(distance: np.ndarray, start: np.ndarray, end: np.ndarray, query
     """Greedy choice of non-overlapping, non-empty spans among candidates (shared with subsequence DTW).
 
     Candidates are taken in order of increasing ``distance``, then of ``|end - start - query_length|``, then
-    of position in the arrays; a candidate is skipped when it is empty or overlaps one already taken.
+    of position in the arrays; a candidate is skipped when it is empty or overlaps one already taken. Each
+    round takes the first candidate in that order that overlaps none taken so far, which is the same choice
+    as walking the sorted list, without sorting (``max_hits`` passes over the c candidates).
 
     Args:
         distance: (c,) int or float; start, end: (c,) int64 spans ``[start, end)``, in increasing ``end`` order.
         chosen: (max_hits,) int64, filled with the chosen candidates' positions, best first; -1 = none.
     """
-    by_gap = np.argsort(np.abs(end - start - query_length), kind="mergesort")
-    order = by_gap[np.argsort(distance[by_gap], kind="mergesort")]
     chosen[:] = -1
-    taken = 0
-    for c in order:
-        if taken == chosen.size:
-            break
-        if start[c] == end[c]:
-            continue
-        overlaps = False
-        for h in range(taken):
-            if start[c] < end[chosen[h]] and start[chosen[h]] < end[c]:
-                overlaps = True
-        if not overlaps:
-            chosen[taken] = c
-            taken += 1
+    for taken in range(chosen.size):
+        pick, pick_gap = -1, 0
+        for c in range(distance.size):
+            gap = abs(end[c] - start[c] - query_length)
+            if start[c] == end[c] or (pick >= 0 and (distance[c], gap) >= (distance[pick], pick_gap)):
+                continue
+            overlaps = False
+            for h in range(taken):
+                if start[c] < end[chosen[h]] and start[chosen[h]] < end[c]:
+                    overlaps = True
+            if not overlaps:
+                pick, pick_gap = c, gap
+        if pick < 0:
+            return
+        chosen[taken] = pick
 
 
 @njit(cache=False)
-def _candidate_spans(forward: np.ndarray, backward: np.ndarray, m: int, text: np.ndarray, max_distance: int,
-                     scratch: np.ndarray, plus: np.ndarray, minus: np.ndarray) -> int:
-    """Every end position of ``text`` where the query's best distance is at most ``max_distance`` and no greater
-    than at either neighbouring end, with that distance and the span's start (:func:`_nearest_start`).
+def _choose_spans(best: np.ndarray, backward: np.ndarray, m: int, text: np.ndarray, max_distance: int,
+                  scratch: np.ndarray, plus: np.ndarray, minus: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """A query's detections in one recording: :func:`select_spans` over every end where the best distance is at
+    most ``max_distance`` and no greater than at either neighbouring end, each with its start
+    (:func:`_nearest_start`).
 
     Args:
-        forward / backward: the query's (n_blocks, alphabet) masks, forwards and reversed.
-        scratch: (4, >= n + 1) int64, reused across calls: rows 0-2 receive the c candidates' (distance, start,
-            end) in increasing end order; row 3 holds the best distance of every end.
-        plus / minus: (n_blocks,) uint64 scratch.
+        best: (n + 1,) the query's :func:`_end_distances` over ``text``.
+        backward: the reversed query's (n_blocks, alphabet) masks.
+        scratch: (3, >= n) int64, reused across calls; plus / minus: (n_blocks,) uint64 scratch.
+        chosen: (max_hits,) int64, receives the chosen candidates' positions, best first; -1 = none.
 
     Returns:
-        c, the number of candidates.
+        (3, c) view of ``scratch``: the candidates' (distance, start, end), in increasing end order.
     """
     n = text.size
-    best = scratch[3, :n + 1]
-    _end_distances(forward, m, text, best)
     c = 0
     for j in range(1, n + 1):
         local_minimum = (j == 1 or best[j] <= best[j - 1]) and (j == n or best[j] <= best[j + 1])
@@ -242,38 +262,76 @@ def _candidate_spans(forward: np.ndarray, backward: np.ndarray, m: int, text: np
             scratch[0, c], scratch[1, c] = best[j], _nearest_start(backward, m, text, j, best[j], plus, minus)
             scratch[2, c] = j
             c += 1
-    return c
+    select_spans(scratch[0, :c], scratch[1, :c], scratch[2, :c], m, chosen)
+    return scratch[:, :c]
 
 
 @njit(parallel=True, cache=False)
-def _spot_kernel(forward: np.ndarray, backward: np.ndarray, lengths: np.ndarray, max_distances: np.ndarray,
-                 flat: np.ndarray, offsets: np.ndarray, max_hits: int) -> np.ndarray:
+def _spot_kernel(lanes: np.ndarray, lane_queries: np.ndarray, forward: np.ndarray, backward: np.ndarray,
+                 lengths: np.ndarray, max_distances: np.ndarray, flat: np.ndarray, offsets: np.ndarray,
+                 max_hits: int) -> np.ndarray:
     """(n_queries, n_recordings, max_hits, 3) int64 (distance, start, end) of each query's best spans in each
-    recording with distance <= its ``max_distances`` entry; -1 rows = none. ``forward`` / ``backward`` are
-    :func:`pattern_masks`, ``lengths`` the queries' lengths. Query-recording pairs are shared among threads in
-    contiguous chunks, each with its own scratch memory."""
-    n_queries, n_recordings = lengths.size, offsets.size - 1
-    n_pairs = n_queries * n_recordings
+    recording with distance <= its ``max_distances`` entry; -1 rows = none.
+
+    Queries of one word run in groups (``lanes`` (n_groups, alphabet, width) and ``lane_queries`` (n_groups,
+    width), -1 = an empty lane, from :func:`_lane_groups`); longer ones alone with ``forward``. ``backward``:
+    every query's reversed masks (:func:`pattern_masks`). Work items, (group or long query) x recording, are
+    shared among threads in contiguous chunks, each with its own scratch memory.
+    """
+    n_queries, n_recordings, n_groups = lengths.size, offsets.size - 1, lane_queries.shape[0]
+    width = lane_queries.shape[1]
+    long_queries = np.flatnonzero(lengths > _WORD)
+    n_items = (n_groups + long_queries.size) * n_recordings
     out = np.full((n_queries, n_recordings, max_hits, 3), -1, dtype=np.int64)
     longest = np.max(np.diff(offsets)) if n_recordings else 0
-    n_chunks = min(n_pairs, 8 * get_num_threads())
+    n_chunks = min(n_items, 8 * get_num_threads())
     for chunk in prange(n_chunks):
-        scratch = np.empty((4, longest + 1), dtype=np.int64)
+        best = np.empty((longest + 1, width), dtype=np.int64)
+        scratch = np.empty((3, longest), dtype=np.int64)
         plus, minus = np.empty(forward.shape[1], dtype=np.uint64), np.empty(forward.shape[1], dtype=np.uint64)
         chosen = np.empty(max_hits, dtype=np.int64)
-        for pair in range(chunk * n_pairs // n_chunks, (chunk + 1) * n_pairs // n_chunks):
-            q, r = pair // n_recordings, pair % n_recordings
-            m = lengths[q]
-            n_blocks = (m + _WORD - 1) // _WORD
-            c = _candidate_spans(forward[q, :n_blocks], backward[q, :n_blocks], m, flat[offsets[r]:offsets[r + 1]],
-                                 max_distances[q], scratch, plus[:n_blocks], minus[:n_blocks])
-            distance, start, end = scratch[0, :c], scratch[1, :c], scratch[2, :c]
-            select_spans(distance, start, end, m, chosen)
-            for h in range(max_hits):
-                c = chosen[h]
-                if c >= 0:
-                    out[q, r, h, 0], out[q, r, h, 1], out[q, r, h, 2] = distance[c], start[c], end[c]
+        for item in range(chunk * n_items // n_chunks, (chunk + 1) * n_items // n_chunks):
+            g, r = item // n_recordings, item % n_recordings
+            text = flat[offsets[r]:offsets[r + 1]]
+            if g < n_groups:
+                members = lane_queries[g]
+                _end_distances_lanes(lanes[g], np.maximum(lengths[members], 1), text, best[:text.size + 1])
+            else:
+                members = long_queries[g - n_groups:g - n_groups + 1]
+                q = members[0]
+                _end_distances(forward[q, :(lengths[q] + _WORD - 1) // _WORD], lengths[q], text,
+                               best[:text.size + 1, 0])
+            for lane in range(members.size):
+                q = members[lane]
+                if q < 0:
+                    continue
+                n_blocks = (lengths[q] + _WORD - 1) // _WORD
+                found = _choose_spans(best[:text.size + 1, lane], backward[q, :n_blocks], lengths[q], text,
+                                      max_distances[q], scratch, plus[:n_blocks], minus[:n_blocks], chosen)
+                for h in range(max_hits):
+                    if chosen[h] >= 0:
+                        out[q, r, h] = found[:, chosen[h]]
     return out
+
+
+LANES = 16  # queries of one word searched side by side
+
+
+def _lane_groups(forward: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of up to :data:`LANES` queries of one word for :func:`_end_distances_lanes`: their masks
+    (n_groups, alphabet, width) uint64, C-contiguous per group, and their query indices (n_groups, width),
+    -1 = an empty lane (width = min(LANES, number of such queries), at least 1)."""
+    short = np.flatnonzero(lengths <= _WORD)
+    width = max(1, min(LANES, short.size))
+    n_groups = -(-short.size // width)
+    lane_queries = np.full(n_groups * width, -1, dtype=np.int64)
+    lane_queries[:short.size] = short
+    lane_queries = lane_queries.reshape(n_groups, width)
+    lanes = np.zeros((n_groups, forward.shape[2], width), dtype=np.uint64)
+    for g, members in enumerate(lane_queries):
+        used = members >= 0
+        lanes[g][:, used] = forward[members[used], 0, :].T
+    return lanes, lane_queries
 
 
 def _search(queries: Sequence[np.ndarray], flat: np.ndarray, offsets: np.ndarray, max_hits: int,
@@ -282,7 +340,9 @@ def _search(queries: Sequence[np.ndarray], flat: np.ndarray, offsets: np.ndarray
     lengths = np.array([q.size for q in queries], dtype=np.int64)
     slack = 1.0 - max(0.0, threshold)  # score >= threshold  <=>  distance <= slack * m
     max_distances = np.minimum(lengths, np.floor(slack * lengths + 1e-9).astype(np.int64))
-    return _spot_kernel(*pattern_masks(queries), lengths, max_distances, flat, offsets, max_hits)
+    forward, backward = pattern_masks(queries)
+    return _spot_kernel(*_lane_groups(forward, lengths), forward, backward, lengths, max_distances, flat, offsets,
+                        max_hits)
 
 
 def _as_array(tokens: Sequence[int]) -> np.ndarray:
