@@ -346,6 +346,15 @@ def test_many_queries_at_once_match_each_query_alone(seed: int) -> None:
     assert sorted((d.query_id, d.recording_id, d.start, d.end, d.score) for d in together) == sorted(alone)
 
 
+def test_recording_index_subset_keeps_the_asked_recordings_in_order() -> None:
+    recordings = {"a": [1, 2], "b": [], "c": [3, 4, 5]}
+    times = {rid: [(float(i), i + 0.5) for i in range(len(t))] for rid, t in recordings.items()}
+    part = RecordingIndex.from_strings(recordings, times).subset(["c", "b", "a"])
+    assert part.ids == ["c", "b", "a"] and part.tokens.tolist() == [3, 4, 5, 1, 2]
+    assert part.offsets.tolist() == [0, 3, 3, 5] and part.starts_s.tolist() == [0.0, 1.0, 2.0, 0.0, 1.0]
+    assert RecordingIndex.from_strings(recordings).subset([]).tokens.size == 0
+
+
 def test_recording_index_reads_token_times_from_an_index_file(tmp_path) -> None:
     index = TokenIndex(frame_s=0.01)
     index.add(["a", "b"], [[5, 1, 2, 3, 5], [1, 2, 3]], [{"label": "x"}, {}], runs=[[10, 3, 2, 4, 1], [1, 1, 1]])

@@ -81,16 +81,15 @@ def pattern_masks(queries: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray
     ``(n_queries, n_blocks, alphabet)`` uint64 arrays, where bit ``i`` of ``forward[q, b, t]`` is set when
     ``queries[q][64 b + i] == t`` (and of ``backward[q, b, t]`` when ``queries[q][m - 1 - 64 b - i] == t``).
     ``n_blocks`` and ``alphabet`` cover the longest query and the largest token."""
-    n_blocks = max((q.size + _WORD - 1) // _WORD for q in queries)
-    alphabet = max(int(q.max()) for q in queries) + 1
+    lengths = np.array([q.size for q in queries])
+    n_blocks, alphabet = int(lengths.max() + _WORD - 1) // _WORD, max(int(q.max()) for q in queries) + 1
     forward = np.zeros((len(queries), n_blocks, alphabet), dtype=np.uint64)
     backward = np.zeros_like(forward)
-    for masks, q in zip(forward, queries):
-        rows = np.arange(q.size)
-        np.bitwise_or.at(masks, (rows // _WORD, q), np.left_shift(_ONE, (rows % _WORD).astype(np.uint64)))
-    for masks, q in zip(backward, queries):
-        rows = np.arange(q.size)
-        np.bitwise_or.at(masks, (rows // _WORD, q[::-1]), np.left_shift(_ONE, (rows % _WORD).astype(np.uint64)))
+    owner = np.repeat(np.arange(len(queries)), lengths)  # the query of every token
+    row = np.arange(owner.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # its position in the query
+    bit = np.left_shift(_ONE, (row % _WORD).astype(np.uint64))
+    np.bitwise_or.at(forward, (owner, row // _WORD, np.concatenate(queries)), bit)
+    np.bitwise_or.at(backward, (owner, row // _WORD, np.concatenate([q[::-1] for q in queries])), bit)
     return forward, backward
 
 
@@ -320,10 +319,10 @@ LANES = 16  # queries of one word searched side by side
 def _lane_groups(forward: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Groups of up to :data:`LANES` queries of one word for :func:`_end_distances_lanes`: their masks
     (n_groups, alphabet, width) uint64, C-contiguous per group, and their query indices (n_groups, width),
-    -1 = an empty lane (width = min(LANES, number of such queries), at least 1)."""
+    -1 = an empty lane (the fewest groups, filled as evenly as they can be)."""
     short = np.flatnonzero(lengths <= _WORD)
-    width = max(1, min(LANES, short.size))
-    n_groups = -(-short.size // width)
+    n_groups = -(-short.size // LANES)
+    width = max(1, -(-short.size // max(1, n_groups)))  # as even as the groups can be
     lane_queries = np.full(n_groups * width, -1, dtype=np.int64)
     lane_queries[:short.size] = short
     lane_queries = lane_queries.reshape(n_groups, width)
@@ -469,12 +468,12 @@ class RecordingIndex:
     def subset(self, ids: Sequence[str]) -> "RecordingIndex":
         """The recordings ``ids`` only, in that order."""
         position = {rid: r for r, rid in enumerate(self.ids)}
-        rows = [position[rid] for rid in ids]
-        pieces = [np.arange(self.offsets[r], self.offsets[r + 1]) for r in rows]
-        take = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum([p.size for p in pieces])]).astype(np.int64)
+        rows = np.array([position[rid] for rid in ids], dtype=np.int64)
+        sizes = np.diff(self.offsets)[rows]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        take = np.repeat(self.offsets[rows] - offsets[:-1], sizes) + np.arange(offsets[-1])  # tokens kept, in order
         times = (None, None) if self.starts_s is None or self.ends_s is None else (self.starts_s[take], self.ends_s[take])
-        return RecordingIndex(list(ids), [self.metadata[r] for r in rows], self.tokens[take], offsets, *times)
+        return RecordingIndex(list(ids), [self.metadata[r] for r in rows.tolist()], self.tokens[take], offsets, *times)
 
     def hits(self, queries: Mapping[str, Sequence[int]], threshold: float = 0.5, max_hits: int = 1) -> "Hits":
         """Spot every query in every recording, as arrays (see :meth:`spot` for objects).
