@@ -377,6 +377,20 @@ def test_spotting_task_evaluation_reports_every_measure(data) -> None:
     assert "ATWV" in result.to_markdown()
 
 
+def test_spotting_floor_keeps_every_detection_above_it(data) -> None:
+    task = make_spotting_task(data["test"], SpottingTaskConfig(clips_per_recording=3, queries_per_label=1), sr=SR)
+    low = evaluate_spotting_task(data["model"], task, ("wav2tok",), min_score=0.0)
+    high = evaluate_spotting_task(data["model"], task, ("wav2tok",), min_score=0.5)
+    above = sorted(d for d in low.methods["wav2tok"].detections if d.score >= 0.5)
+    assert above and sorted(high.methods["wav2tok"].detections) == above
+    assert len(above) < len(low.methods["wav2tok"].detections)
+    assert high.to_dict()["wav2tok_min_score"] == 0.5
+    with pytest.raises(EvalError, match="min_score"):
+        evaluate_spotting_task(data["model"], task, ("wav2tok",), min_score=1.5)
+    with pytest.raises(EvalError, match="repeats"):
+        evaluate_spotting_task(data["model"], task, ("wav2tok",), repeats=0)
+
+
 # ------------------------------------------------------------------------------------------------ commands
 
 def run_cli(*argv: str) -> int:
@@ -461,9 +475,11 @@ def test_evaluate_spotting_command_writes_both_reports(data, tmp_path, capsys) -
     out, md = tmp_path / "spot.json", tmp_path / "spot.md"
     assert run_cli("evaluate", "--task", "spotting", "--model", data["model_path"], "--manifest", data["manifest"],
                    "--methods", "wav2tok", "sdtw-mfcc", "--clips_per_recording", "2", "--queries_per_label", "1",
-                   "--noise_snr_db", "20", "--out", out, "--markdown", md, "--device", "cpu") == 0
+                   "--noise_snr_db", "20", "--min_score", "0.3", "--repeats", "2", "--out", out, "--markdown", md,
+                   "--device", "cpu") == 0
     report = json.loads(out.read_text())
     assert report["format"] == "wav2tok-spotting" and report["n_queries"] == 6 and report["max_hits"] == 2
+    assert report["wav2tok_min_score"] == 0.3 and report["search_repeats"] == 2
     assert set(report["methods"]) == {"wav2tok", "sdtw-mfcc"} and "| sdtw-mfcc |" in md.read_text()
     assert report["twv_constants"]["beta"] == pytest.approx(999.9)
     assert "MTWV" in capsys.readouterr().out

@@ -18,7 +18,7 @@ from ..eval.methods import METHODS
 from ..data.spotting import QUERY_SPEAKERS, SpottingTaskConfig
 from ..errors import ConfigError
 from ..eval.report import EvalResult, SpottingResult
-from ..eval.spotting import SPOTTING_METHODS, evaluate_spotting_manifest
+from ..eval.spotting import MIN_SCORE, SPOTTING_METHODS, evaluate_spotting_manifest
 from .common import add_command, add_job_options, add_threads_option
 
 
@@ -44,7 +44,8 @@ def spotting_from_args(args: argparse.Namespace) -> SpottingResult:
                                 gap_s=tuple(args.gap_s), noise_snr_db=args.noise_snr_db,
                                 query_speakers=args.query_speakers, seed=args.seed)
     return evaluate_spotting_manifest(args.model, args.manifest, config, methods, args.test_split, args.device,
-                                      min_iou=args.min_iou, batch_size=args.batch_size)
+                                      min_iou=args.min_iou, batch_size=args.batch_size, min_score=args.min_score,
+                                      repeats=args.repeats)
 
 
 def _stderr(message: str) -> None:
@@ -107,6 +108,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--query_speakers", choices=QUERY_SPEAKERS, default=SpottingTaskConfig.query_speakers,
                    help="a query searches recordings of other speakers (cross-speaker), its own, or all")
     g.add_argument("--min_iou", type=float, default=0.5, help="overlap with a true span for a correct detection")
+    g.add_argument("--min_score", type=float, default=MIN_SCORE,
+                   help="wav2tok's detection floor: no detection scoring below it (a higher floor searches faster and "
+                        "leaves the detections above it as they were)")
+    g.add_argument("--repeats", type=int, default=1,
+                   help="search with each method this many times and report the fastest search time")
     p.add_argument("--out", required=True, help="JSON report to write")
     p.add_argument("--markdown", help="also write the markdown tables here")
     add_job_options(p)

@@ -28,6 +28,8 @@ from ..search.shards import resolve_shard, run_shard
 from ..search.spotting import RecordingIndex
 from .common import add_command, add_job_options, add_shard_options, add_threads_option, expand_inputs, report_failures
 
+SPOT_THRESHOLD = 0.6  # the spot command's default detection threshold
+
 
 def tokenize_job(args: argparse.Namespace, paths: list[Path],
                  times: bool = False) -> tuple[list[dict], list[dict[str, str]]] | None:
@@ -197,7 +199,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("queries", nargs="+", help="query audio files, folders or manifests")
     p.add_argument("--index", required=True, help="index of the recordings, written by `wav2tok index`")
     p.add_argument("--model", required=True, help="the model the index was built with")
-    p.add_argument("--threshold", type=float, default=0.6,
+    p.add_argument("--threshold", type=float, default=SPOT_THRESHOLD,
                    help="least score 1 - edit distance / query length of a detection (default 0.6)")
     p.add_argument("--k", type=int, default=10, help="detections per query, best first")
     p.add_argument("--max_hits", type=int, default=5, help="most detections per query in one recording")

@@ -267,12 +267,15 @@ class SpottingResult(Report):
     recording_hours: float  # all recordings together
     min_iou: float
     max_hits: int
+    min_score: float  # wav2tok's detection floor
+    repeats: int  # searches per method; the fastest is reported
     skipped: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": SPOTTING_FORMAT, "version": 1, "n_queries": self.n_queries,
                 "n_recordings": self.n_recordings, "recording_hours": self.recording_hours,
-                "min_iou": self.min_iou, "max_hits": self.max_hits,
+                "min_iou": self.min_iou, "max_hits": self.max_hits, "wav2tok_min_score": self.min_score,
+                "search_repeats": self.repeats,
                 "twv_constants": {"beta": NIST_BETA, "trial_rate_per_s": TRIAL_RATE},
                 "methods": {name: m.to_dict() for name, m in self.methods.items()}, "skipped": list(self.skipped)}
 

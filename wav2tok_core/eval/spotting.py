@@ -5,8 +5,9 @@
 (:data:`SPOTTING_METHODS`):
 
 * ``wav2tok``: approximate substring search of the query's token string in the recordings' strings
-  (:mod:`wav2tok_core.search.spotting`), scores ``1 - d / m``; detections below :data:`MIN_SCORE` are not
-  produced.
+  (:mod:`wav2tok_core.search.spotting`), scores ``1 - d / m``; detections below ``min_score`` (default
+  :data:`MIN_SCORE`) are not produced. A higher floor searches faster and leaves every detection at or above
+  it as it was.
 * ``sdtw-mfcc`` / ``sdtw-logmel`` / ``sdtw-pitch``: subsequence DTW (Euclidean) over the baseline front ends
   (:func:`wav2tok_core.eval.methods.baseline_features`), scores ``-D / L``.
 * ``sdtw-encoder``: subsequence DTW (cosine) over the model's own frame vectors, unquantised.
@@ -72,14 +73,17 @@ def _prepare_wav2tok(model: Wav2Tok, queries: dict[str, torch.Tensor], recording
     return query_tokens, recording_index(model, recordings, batch_size)
 
 
-def _search_wav2tok(queries: dict, recordings: RecordingIndex, searched: Searched, max_hits: int) -> list[ScoredSpan]:
-    found = []
-    for rids, qids in _groups(searched).items():
-        hits = recordings.subset(rids).hits({q: queries[q] for q in qids}, threshold=MIN_SCORE, max_hits=max_hits)
-        found += [ScoredSpan(qids[q], rids[r], score, start, end) for q, r, score, start, end in
-                  zip(hits.query.tolist(), hits.recording.tolist(), hits.score.tolist(), hits.start_s.tolist(),
-                      hits.end_s.tolist())]
-    return found
+def _wav2tok_search(min_score: float) -> Search:
+    """Token spotting, keeping detections that score at least ``min_score``."""
+    def search(queries: dict, recordings: RecordingIndex, searched: Searched, max_hits: int) -> list[ScoredSpan]:
+        found = []
+        for rids, qids in _groups(searched).items():
+            hits = recordings.subset(rids).hits({q: queries[q] for q in qids}, min_score, max_hits)
+            found += [ScoredSpan(qids[q], rids[r], score, start, end) for q, r, score, start, end in
+                      zip(hits.query.tolist(), hits.recording.tolist(), hits.score.tolist(), hits.start_s.tolist(),
+                          hits.end_s.tolist())]
+        return found
+    return search
 
 
 def _sdtw_search(frame_s: float, metric: str) -> Search:
@@ -96,10 +100,11 @@ def _sdtw_search(frame_s: float, metric: str) -> Search:
     return search
 
 
-def _method(model: Wav2Tok, name: str, batch_size: int) -> tuple[Callable, Search]:
-    """A method's ``(prepare(queries, recordings) -> (queries, recordings) representations, search)``."""
+def _method(model: Wav2Tok, name: str, batch_size: int, min_score: float) -> tuple[Callable, Search]:
+    """A method's ``(prepare(queries, recordings) -> (queries, recordings) representations, search)``;
+    ``min_score`` is wav2tok's detection floor."""
     if name == "wav2tok":
-        return (lambda q, r: _prepare_wav2tok(model, q, r, batch_size)), _search_wav2tok
+        return (lambda q, r: _prepare_wav2tok(model, q, r, batch_size)), _wav2tok_search(min_score)
     if name == "sdtw-encoder":
         frame_s = model.config.features.frame_s
         featurize = lambda waves: frame_vectors(model, waves, batch_size)  # noqa: E731
@@ -125,6 +130,8 @@ def evaluate_spotting(
     batch_size: int = 32,
     searched: Searched | None = None,
     max_hits: int = 1,
+    min_score: float = MIN_SCORE,
+    repeats: int = 1,
 ) -> SpottingResult:
     """Spoken term detection: find each query in the recordings it is searched in.
 
@@ -139,12 +146,19 @@ def evaluate_spotting(
             skipped queries or recordings, or of pairs not searched, are dropped.
         searched: query id -> recording ids it is searched in; default every recording.
         max_hits: placements reported per (query, recording) pair.
+        min_score: wav2tok's detection floor, in [0, 1].
+        repeats: each method's search runs this many times and the fastest time is reported (a shared machine's
+            noise only ever adds time).
     """
     unknown = [m for m in methods if m not in SPOTTING_METHODS]
     if unknown:
         raise EvalError(f"unknown spotting methods {unknown}; known: {list(SPOTTING_METHODS)}")
     if max_hits < 1:
         raise EvalError(f"max_hits must be >= 1, got {max_hits}")
+    if not 0.0 <= min_score <= 1.0:
+        raise EvalError(f"min_score must be in [0, 1], got {min_score}")
+    if repeats < 1:
+        raise EvalError(f"repeats must be >= 1, got {repeats}")
     skipped: list[dict[str, str]] = []
     q_waves, r_waves = _load_named(model, queries, sr, skipped), _load_named(model, recordings, sr, skipped)
     pairs = {qid: [r for r in (searched[qid] if searched is not None else recordings) if r in r_waves]
@@ -157,14 +171,15 @@ def evaluate_spotting(
     searched_s = {qid: sum(r_waves[r].numel() / rate for r in rids) for qid, rids in pairs.items()}
     results = {}
     for name in methods:
-        prepare, search = _method(model, name, batch_size)
+        prepare, search = _method(model, name, batch_size, min_score)
         (q_reps, r_reps), prepare_s = timed(prepare, q_waves, r_waves)
         qid, rid = next((q, rids[0]) for q, rids in pairs.items() if rids)
         search(q_reps, r_reps, {qid: [rid]}, max_hits)  # compiles the kernels outside the timing
         found, search_s = timed(search, q_reps, r_reps, pairs, max_hits)
+        search_s = min([search_s] + [timed(search, q_reps, r_reps, pairs, max_hits)[1] for _ in range(repeats - 1)])
         results[name] = MethodSpotting.measure(found, kept_truths, searched_s, min_iou, prepare_s, search_s)
     return SpottingResult(results, len(q_waves), len(r_waves), sum(w.numel() for w in r_waves.values()) / rate / 3600,
-                          min_iou, max_hits, skipped)
+                          min_iou, max_hits, min_score, repeats, skipped)
 
 
 def evaluate_spotting_manifest(model: Wav2Tok | str | os.PathLike, manifest: str | os.PathLike,
@@ -172,7 +187,7 @@ def evaluate_spotting_manifest(model: Wav2Tok | str | os.PathLike, manifest: str
                                methods: Sequence[str] = SPOTTING_METHODS, test_split: str = "test",
                                device: str = "cpu", **options: Any) -> SpottingResult:
     """:func:`evaluate_spotting_task` on the task built from a manifest's ``test_split`` (``options``: min_iou,
-    batch_size, max_hits)."""
+    batch_size, max_hits, min_score, repeats)."""
     test, _ = load_split_items(manifest, test_split, train_split="")
     if not isinstance(model, Wav2Tok):
         model = load_model(model, device)
@@ -180,11 +195,12 @@ def evaluate_spotting_manifest(model: Wav2Tok | str | os.PathLike, manifest: str
 
 
 def evaluate_spotting_task(model: Wav2Tok, task: SpottingTask, methods: Sequence[str] = SPOTTING_METHODS,
-                           min_iou: float = 0.5, batch_size: int = 32, max_hits: int | None = None) -> SpottingResult:
+                           min_iou: float = 0.5, batch_size: int = 32, max_hits: int | None = None,
+                           min_score: float = MIN_SCORE, repeats: int = 1) -> SpottingResult:
     """:func:`evaluate_spotting` on a task; ``max_hits`` defaults to the most clips in one recording."""
     rec = task.recordings
     most = max((sum(s.recording_id == rid for s in rec.segments) for rid in rec.recordings), default=1)
     result = evaluate_spotting(model, task.queries, rec.recordings, task.truths(), methods, min_iou, rec.sr,
-                               batch_size, task.searched, max_hits or most)
+                               batch_size, task.searched, max_hits or most, min_score, repeats)
     result.skipped = rec.skipped + result.skipped
     return result
