@@ -139,11 +139,20 @@ def _end_distances(masks: np.ndarray, m: int, text: np.ndarray, out: np.ndarray)
     Bit-parallel semi-global edit distance (Myers 1999, in Hyyrö's blocked form): each column of the DP matrix
     is held as vertical +1/-1 deltas in 64-row words, so a text token costs a few word operations per 64 query
     tokens. The top row is free (a span may start anywhere): no horizontal delta enters the first block.
-    Queries of one word go through :func:`_end_distances_lanes` instead.
+    Several queries of one word run faster side by side (:func:`_end_distances_lanes`).
     """
+    out[0] = m
+    if masks.shape[0] == 1:  # one word, held in registers
+        row, alphabet = masks[0], masks.shape[1]
+        pv, mv, last, score = ~np.uint64(0), np.uint64(0), _ONE << np.uint64(m - 1), m
+        for j in range(text.size):
+            token = text[j]
+            pv, mv, delta = _advance(row[token] if token < alphabet else np.uint64(0), pv, mv, 0, last)
+            score += delta
+            out[j + 1] = score
+        return
     plus = np.full(masks.shape[0], ~np.uint64(0))  # vertical deltas: column 0 is 0, 1, ..., m
     minus = np.zeros(masks.shape[0], dtype=np.uint64)
-    out[0] = m
     for j in range(text.size):
         out[j + 1] = out[j] + _advance_blocks(masks, m, text[j], plus, minus, 0)
 
@@ -256,8 +265,9 @@ def _choose_spans(best: np.ndarray, backward: np.ndarray, m: int, text: np.ndarr
     n = text.size
     c = 0
     for j in range(1, n + 1):
-        local_minimum = (j == 1 or best[j] <= best[j - 1]) and (j == n or best[j] <= best[j + 1])
-        if best[j] <= max_distance and local_minimum:
+        if best[j] > max_distance:
+            continue
+        if (j == 1 or best[j] <= best[j - 1]) and (j == n or best[j] <= best[j + 1]):  # the distance dips here
             scratch[0, c], scratch[1, c] = best[j], _nearest_start(backward, m, text, j, best[j], plus, minus)
             scratch[2, c] = j
             c += 1
@@ -266,21 +276,20 @@ def _choose_spans(best: np.ndarray, backward: np.ndarray, m: int, text: np.ndarr
 
 
 @njit(parallel=True, cache=False)
-def _spot_kernel(lanes: np.ndarray, lane_queries: np.ndarray, forward: np.ndarray, backward: np.ndarray,
-                 lengths: np.ndarray, max_distances: np.ndarray, flat: np.ndarray, offsets: np.ndarray,
-                 max_hits: int) -> np.ndarray:
+def _spot_kernel(lanes: np.ndarray, lane_queries: np.ndarray, alone: np.ndarray, forward: np.ndarray,
+                 backward: np.ndarray, lengths: np.ndarray, max_distances: np.ndarray, flat: np.ndarray,
+                 offsets: np.ndarray, max_hits: int) -> np.ndarray:
     """(n_queries, n_recordings, max_hits, 3) int64 (distance, start, end) of each query's best spans in each
     recording with distance <= its ``max_distances`` entry; -1 rows = none.
 
     Queries of one word run in groups (``lanes`` (n_groups, alphabet, width) and ``lane_queries`` (n_groups,
-    width), -1 = an empty lane, from :func:`_lane_groups`); longer ones alone with ``forward``. ``backward``:
-    every query's reversed masks (:func:`pattern_masks`). Work items, (group or long query) x recording, are
-    shared among threads in contiguous chunks, each with its own scratch memory.
+    width), -1 = an empty lane, from :func:`_lane_groups`); the queries ``alone`` run one by one with their
+    ``forward`` masks. ``backward``: every query's reversed masks (:func:`pattern_masks`). Work items, (group or
+    lone query) x recording, are shared among threads in contiguous chunks, each with its own scratch memory.
     """
     n_queries, n_recordings, n_groups = lengths.size, offsets.size - 1, lane_queries.shape[0]
     width = lane_queries.shape[1]
-    long_queries = np.flatnonzero(lengths > _WORD)
-    n_items = (n_groups + long_queries.size) * n_recordings
+    n_items = (n_groups + alone.size) * n_recordings
     out = np.full((n_queries, n_recordings, max_hits, 3), -1, dtype=np.int64)
     longest = np.max(np.diff(offsets)) if n_recordings else 0
     n_chunks = min(n_items, 8 * get_num_threads())
@@ -296,7 +305,7 @@ def _spot_kernel(lanes: np.ndarray, lane_queries: np.ndarray, forward: np.ndarra
                 members = lane_queries[g]
                 _end_distances_lanes(lanes[g], np.maximum(lengths[members], 1), text, best[:text.size + 1])
             else:
-                members = long_queries[g - n_groups:g - n_groups + 1]
+                members = alone[g - n_groups:g - n_groups + 1]
                 q = members[0]
                 _end_distances(forward[q, :(lengths[q] + _WORD - 1) // _WORD], lengths[q], text,
                                best[:text.size + 1, 0])
@@ -316,11 +325,14 @@ def _spot_kernel(lanes: np.ndarray, lane_queries: np.ndarray, forward: np.ndarra
 LANES = 16  # queries of one word searched side by side
 
 
-def _lane_groups(forward: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Groups of up to :data:`LANES` queries of one word for :func:`_end_distances_lanes`: their masks
-    (n_groups, alphabet, width) uint64, C-contiguous per group, and their query indices (n_groups, width),
-    -1 = an empty lane (the fewest groups, filled as evenly as they can be)."""
+def _lane_groups(forward: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Groups of up to :data:`LANES` queries of one word for :func:`_end_distances_lanes`, when there are at
+    least two such queries: their masks (n_groups, alphabet, width) uint64, C-contiguous per group, and their
+    query indices (n_groups, width), -1 = an empty lane (the fewest groups, filled as evenly as they can be).
+    Third, the queries searched alone (longer ones, or a single short one)."""
     short = np.flatnonzero(lengths <= _WORD)
+    if short.size < 2:
+        short = short[:0]
     n_groups = -(-short.size // LANES)
     width = max(1, -(-short.size // max(1, n_groups)))  # as even as the groups can be
     lane_queries = np.full(n_groups * width, -1, dtype=np.int64)
@@ -330,7 +342,7 @@ def _lane_groups(forward: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, 
     for g, members in enumerate(lane_queries):
         used = members >= 0
         lanes[g][:, used] = forward[members[used], 0, :].T
-    return lanes, lane_queries
+    return lanes, lane_queries, np.setdiff1d(np.arange(lengths.size), short)
 
 
 def _search(queries: Sequence[np.ndarray], flat: np.ndarray, offsets: np.ndarray, max_hits: int,
