@@ -74,6 +74,7 @@ class Detection:
 
 _ONE = np.uint64(1)
 _WORD = 64  # query rows per bit-vector block
+LANES = 16  # queries of one word searched side by side (:func:`_end_distances_lanes`)
 
 
 def pattern_masks(queries: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -320,9 +321,6 @@ def _spot_kernel(lanes: np.ndarray, lane_queries: np.ndarray, alone: np.ndarray,
                     if chosen[h] >= 0:
                         out[q, r, h] = found[:, chosen[h]]
     return out
-
-
-LANES = 16  # queries of one word searched side by side
 
 
 def _lane_groups(forward: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
