@@ -200,7 +200,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--index", required=True, help="index of the recordings, written by `wav2tok index`")
     p.add_argument("--model", required=True, help="the model the index was built with")
     p.add_argument("--threshold", type=float, default=SPOT_THRESHOLD,
-                   help="least score 1 - edit distance / query length of a detection (default 0.6)")
+                   help="least score 1 - edit distance / query length of a detection (default %(default)s)")
     p.add_argument("--k", type=int, default=10, help="detections per query, best first")
     p.add_argument("--max_hits", type=int, default=5, help="most detections per query in one recording")
     p.add_argument("--json", help="also write the results as JSON here")
