@@ -277,16 +277,17 @@ def _choose_spans(best: np.ndarray, backward: np.ndarray, m: int, text: np.ndarr
 
 
 @njit(parallel=True, cache=False)
-def _spot_kernel(lanes: np.ndarray, lane_queries: np.ndarray, alone: np.ndarray, forward: np.ndarray,
-                 backward: np.ndarray, lengths: np.ndarray, max_distances: np.ndarray, flat: np.ndarray,
-                 offsets: np.ndarray, max_hits: int) -> np.ndarray:
+def _spot_kernel(lanes: np.ndarray, lane_queries: np.ndarray, lane_lengths: np.ndarray, alone: np.ndarray,
+                 forward: np.ndarray, backward: np.ndarray, lengths: np.ndarray, max_distances: np.ndarray,
+                 flat: np.ndarray, offsets: np.ndarray, max_hits: int) -> np.ndarray:
     """(n_queries, n_recordings, max_hits, 3) int64 (distance, start, end) of each query's best spans in each
     recording with distance <= its ``max_distances`` entry; -1 rows = none.
 
-    Queries of one word run in groups (``lanes`` (n_groups, alphabet, width) and ``lane_queries`` (n_groups,
-    width), -1 = an empty lane, from :func:`_lane_groups`); the queries ``alone`` run one by one with their
-    ``forward`` masks. ``backward``: every query's reversed masks (:func:`pattern_masks`). Work items, (group or
-    lone query) x recording, are shared among threads in contiguous chunks, each with its own scratch memory.
+    Queries of one word run in groups (``lanes`` (n_groups, alphabet, width), ``lane_queries`` and
+    ``lane_lengths`` (n_groups, width), from :func:`_lane_groups`); the queries ``alone`` run one by one with
+    their ``forward`` masks. ``backward``: every query's reversed masks (:func:`pattern_masks`). Work items,
+    (group or lone query) x recording, are shared among threads in contiguous chunks, each with its own
+    scratch memory.
     """
     n_queries, n_recordings, n_groups = lengths.size, offsets.size - 1, lane_queries.shape[0]
     width = lane_queries.shape[1]
@@ -304,7 +305,7 @@ def _spot_kernel(lanes: np.ndarray, lane_queries: np.ndarray, alone: np.ndarray,
             text = flat[offsets[r]:offsets[r + 1]]
             if g < n_groups:
                 members = lane_queries[g]
-                _end_distances_lanes(lanes[g], np.maximum(lengths[members], 1), text, best[:text.size + 1])
+                _end_distances_lanes(lanes[g], lane_lengths[g], text, best[:text.size + 1])
             else:
                 members = alone[g - n_groups:g - n_groups + 1]
                 q = members[0]
@@ -323,11 +324,13 @@ def _spot_kernel(lanes: np.ndarray, lane_queries: np.ndarray, alone: np.ndarray,
     return out
 
 
-def _lane_groups(forward: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _lane_groups(forward: np.ndarray,
+                 lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Groups of up to :data:`LANES` queries of one word for :func:`_end_distances_lanes`, when there are at
-    least two such queries: their masks (n_groups, alphabet, width) uint64, C-contiguous per group, and their
-    query indices (n_groups, width), -1 = an empty lane (the fewest groups, filled as evenly as they can be).
-    Third, the queries searched alone (longer ones, or a single short one)."""
+    least two such queries: their masks (n_groups, alphabet, width) uint64, C-contiguous per group; their
+    query indices (n_groups, width), -1 = an empty lane (the fewest groups, filled as evenly as they can be);
+    their lengths (n_groups, width), 1 for an empty lane (zero masks: it matches nothing). Fourth, the queries
+    searched alone (longer ones, or a single short one)."""
     short = np.flatnonzero(lengths <= _WORD)
     if short.size < 2:
         short = short[:0]
@@ -340,7 +343,8 @@ def _lane_groups(forward: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, 
     for g, members in enumerate(lane_queries):
         used = members >= 0
         lanes[g][:, used] = forward[members[used], 0, :].T
-    return lanes, lane_queries, np.setdiff1d(np.arange(lengths.size), short)
+    lane_lengths = np.where(lane_queries >= 0, lengths[lane_queries], 1)
+    return lanes, lane_queries, lane_lengths, np.setdiff1d(np.arange(lengths.size), short)
 
 
 def _search(queries: Sequence[np.ndarray], flat: np.ndarray, offsets: np.ndarray, max_hits: int,
